@@ -95,10 +95,15 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// Final reports whether s is settled: only pending and unknown are not. A
-// final status changes only through a later follow-up operation (void, refund,
-// capture) recorded as events.
-func (s Status) Final() bool { return s != StatusPending && s != StatusUnknown }
+// Final reports whether s is settled. Pending, unknown and needs_attention
+// are not: the first two belong to the lifecycle or recovery, the last to a
+// person. The journal keeps every record that is not final in its in-flight
+// index, so start-up and readiness read only those. A final status changes
+// only through a later follow-up operation (void, refund, capture) recorded
+// as events.
+func (s Status) Final() bool {
+	return s != StatusPending && s != StatusUnknown && s != StatusNeedsAttention
+}
 
 // Route is the path an operation took to its terminal.
 type Route string
@@ -167,16 +172,21 @@ type Record struct {
 	RequestHash string `json:"request_hash"`
 
 	// Reply is the exact response body the POS got (or would have got) for the
-	// operation once it settled, and ReplyStatus its HTTP status. A retry with
-	// the same id and body replays them byte for byte.
-	Reply       json.RawMessage `json:"reply,omitempty"`
-	ReplyStatus int             `json:"reply_status,omitempty"`
+	// operation once it settled, and ReplyCode its error code ("" when Reply
+	// is the transaction object). A retry with the same id and body replays
+	// them byte for byte; the API maps the code to the HTTP status.
+	Reply     json.RawMessage `json:"reply,omitempty"`
+	ReplyCode Code            `json:"reply_code,omitempty"`
 
-	// Delivered is set once the settled outcome reached the POS (an HTTP reply
-	// written, a long-poll answered). Claimed is set when the POS showed it
-	// still wants the result (retried the id, or is waiting on it).
-	Delivered bool `json:"delivered,omitempty"`
-	Claimed   bool `json:"claimed,omitempty"`
+	// Retryable marks a failed record whose operation certainly never ran on
+	// the terminal (not sent, or refused as busy): a retry with the same id
+	// and body runs it again instead of replaying the failure.
+	Retryable bool `json:"retryable,omitempty"`
+
+	// Claimed is set when the POS has seen the outcome or shown it still
+	// wants it: the reply reached a waiting caller, the POS retried the id,
+	// or read it by id. Recovery never reverses a claimed approval.
+	Claimed bool `json:"claimed,omitempty"`
 
 	// Recovery is the recovery worker's state for a record that is not final.
 	Recovery *RecoveryState `json:"recovery,omitempty"`
