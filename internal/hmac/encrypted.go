@@ -124,11 +124,13 @@ func (v *encVerifier) Verify(method string, header http.Header, body []byte, now
 		if err != nil {
 			return nil, authErr(CodeNotEncrypted, "malformed encrypted body")
 		}
+		// A wrong key gives bad padding 255 times in 256 and garbage
+		// otherwise, so neither is told apart from a bad signature.
 		if plain, err = decryptCBC(k.aes, iv, ct); err != nil {
 			return nil, authErr(CodeSignature, msgSignature)
 		}
 		if signed, err = compactObject(plain); err != nil {
-			return nil, authErr(CodeNotEncrypted, "encrypted body is not a JSON object")
+			return nil, authErr(CodeSignature, msgSignature)
 		}
 	}
 	want := signature(signed, k.keyTimestamp)

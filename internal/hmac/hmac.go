@@ -177,12 +177,14 @@ const (
 	// Window away from the verifier's clock.
 	CodeTimestamp = "AUTH-002"
 	// CodeSignature: the signature is malformed or does not match, or (the
-	// encrypted mode) the body does not decrypt with the key the credential
-	// and timestamp give, which is what a wrong credential looks like.
+	// encrypted mode) the body does not decrypt to a JSON object with the
+	// key the credential and timestamp give, which is what a wrong
+	// credential looks like.
 	CodeSignature = "AUTH-003"
 	// CodeNotEncrypted: the encrypted mode received a body that is not
-	// {"data":"<iv hex>:<ciphertext hex>"} wrapping a JSON object, or no
-	// body on a method that must carry one.
+	// {"data":"<iv hex>:<ciphertext hex>"} (one member; a 16-byte IV; a
+	// positive whole number of AES blocks), or no body on a method other
+	// than GET and HEAD.
 	CodeNotEncrypted = "AUTH-004"
 )
 
