@@ -121,3 +121,34 @@ print()
 PY
 mv vectors.json.tmp vectors.json
 echo "wrote $(pwd)/vectors.json" >&2
+
+# The seed corpus of FuzzVerify(encrypted bool, method, authorization,
+# timestamp string, body []byte): every vector request as sent, plus a few
+# malformed ones. json.dumps with ensure_ascii gives valid Go string literals.
+rm -rf fuzz/FuzzVerify
+mkdir -p fuzz/FuzzVerify
+python3 - <<'PY'
+import json
+v = json.load(open("vectors.json"))
+def lit(s):
+    return json.dumps(s, ensure_ascii=True)
+def write(name, enc, method, auth, ts, body):
+    with open("fuzz/FuzzVerify/" + name, "w") as f:
+        f.write("go test fuzz v1\n")
+        f.write("bool(%s)\n" % ("true" if enc else "false"))
+        for s in (method, auth, ts):
+            f.write("string(%s)\n" % lit(s))
+        f.write("[]byte(%s)\n" % lit(body))
+for mode, enc in (("hmac", False), ("encrypted", True)):
+    for c in v[mode]:
+        h = c["want_header"]
+        write("%s-%s" % (mode, c["name"]), enc, c["method"], h["Authorization"], h["timestamp"], c["want_body"] or "")
+enc0 = v["encrypted"][0]
+h = enc0["want_header"]
+write("encrypted-bad-hex", True, "POST", h["Authorization"], h["timestamp"], '{"data":"zz:0011"}')
+write("encrypted-plaintext", True, "POST", h["Authorization"], h["timestamp"], enc0["body"])
+write("encrypted-short-ct", True, "POST", h["Authorization"], h["timestamp"], enc0["want_body"][:-4] + '"}')
+write("hmac-no-headers", False, "POST", "", "", "{}")
+write("timestamp-garbage", True, "GET", "Basic 00", "17743893\u00e9", "")
+PY
+echo "wrote $(pwd)/fuzz/FuzzVerify" >&2
