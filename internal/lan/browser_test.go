@@ -417,5 +417,3 @@ func BenchmarkDiscoverLoopback(b *testing.B) {
 		}
 	}
 }
-
-
