@@ -194,13 +194,26 @@ type Record struct {
 
 // RecoveryState is the recovery worker's durable progress on one record.
 type RecoveryState struct {
+	// Since is when the outcome became unknown (or the daemon restarted with
+	// it pending); the claim window runs from here.
+	Since    time.Time `json:"since"`
 	Attempts int       `json:"attempts"`
 	NextAt   time.Time `json:"next_at"`
 	// Aborted is set once an abort was sent (or found nothing to abort).
 	Aborted bool `json:"aborted,omitempty"`
-	// Found is the terminal's view found by a search, kept so a restart does
-	// not search again before acting on it.
-	Found *Result `json:"found,omitempty"`
+	// Found is the terminal's approval found by a search, kept so a restart
+	// does not search again before acting on it; FoundAt is when it was
+	// found (the approval happened before).
+	Found   *Result   `json:"found,omitempty"`
+	FoundAt time.Time `json:"found_at,omitzero"`
+	// ReversalSent is the client_transaction_id of a void or refund of an
+	// abandoned approval that was sent (at ReversalAt) without a clear
+	// answer: it is looked up before anything is sent again.
+	ReversalSent string    `json:"reversal_sent,omitempty"`
+	ReversalAt   time.Time `json:"reversal_at,omitzero"`
+	// UseRefund is set when the terminal refused the void (e.g. the cutoff
+	// passed): the abandoned approval is refunded instead.
+	UseRefund bool `json:"use_refund,omitempty"`
 	// Reason says why the record needs attention, when it does.
 	Reason string `json:"reason,omitempty"`
 }
@@ -249,12 +262,10 @@ func cloneDec(d *money.Decimal) *money.Decimal {
 	return &v
 }
 
-// AddEvent appends an event and moves the record to its status.
+// AddEvent appends an event and moves the record to its status. It does not
+// change r.Route, which is the route of the record's own operation.
 func (r *Record) AddEvent(e Event) {
 	r.Status = e.Status
-	if e.Route != "" {
-		r.Route = e.Route
-	}
 	r.UpdatedAt = e.At
 	r.Events = append(r.Events, e)
 }

@@ -1,0 +1,569 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/posbridge/posbridge/internal/failpoint"
+)
+
+// Failpoints of recovery.
+const (
+	FPRecoveryAfterAbort  = "recovery-after-abort"  // abort answered, nothing journaled yet
+	FPRecoveryAfterSearch = "recovery-after-search" // search answered, nothing journaled yet
+	FPRecoveryBeforeVoid  = "recovery-before-void"  // void intent durable, void not sent
+	FPRecoveryAfterVoid   = "recovery-after-void"   // void answered, outcome not journaled
+)
+
+// RecoveryConfig configures how unknown outcomes are settled.
+type RecoveryConfig struct {
+	// ReverseAbandoned: reverse (void, refund or raw-API reverse) an approval
+	// nobody claimed; when false, report it (needs_attention).
+	ReverseAbandoned bool
+	// ClaimWindow: how long a found approval waits for the POS to claim it.
+	ClaimWindow time.Duration
+	// Budget: how long after the original recovery keeps trying.
+	Budget time.Duration
+	// BackoffMin and BackoffMax bound the wait between attempts.
+	BackoffMin, BackoffMax time.Duration
+	// NotFoundGrace is added to the response timeout: once the original is
+	// that old, no terminal can still be working on it, so "not found" in
+	// its history means it never ran.
+	NotFoundGrace time.Duration
+}
+
+func (c *RecoveryConfig) setDefaults() {
+	if c.ClaimWindow < 0 {
+		c.ClaimWindow = 0
+	}
+	if c.Budget <= 0 {
+		c.Budget = 30 * time.Minute
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 2 * time.Second
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = time.Minute
+	}
+	if c.NotFoundGrace <= 0 {
+		c.NotFoundGrace = 10 * time.Second
+	}
+}
+
+// recoveryNS derives the client_transaction_ids of recovery's own voids and
+// refunds from the original's id (UUID v5), so that a retried void after a
+// crash reuses its id and the terminal can recognise it.
+var recoveryNS = uuid.MustParse("5b0f4c1e-8a6e-4f0e-9a57-0f8f6f1f2b3c")
+
+// recovery is the worker that owns every record whose outcome is not final.
+type recovery struct {
+	s *Service
+
+	mu        sync.Mutex
+	due       map[string]time.Time // id → next attempt
+	attention map[string]string    // id → reason, for records in needs_attention
+	wake      chan struct{}
+	done      chan struct{}
+	started   bool
+}
+
+func newRecovery(s *Service) *recovery {
+	return &recovery{s: s, due: map[string]time.Time{}, attention: map[string]string{},
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// start loads the in-flight index and starts the worker.
+func (rc *recovery) start(ctx context.Context) error {
+	recs, err := rc.s.cfg.Journal.InFlight(ctx)
+	if err != nil {
+		return fmt.Errorf("payment: load in-flight records: %w", err)
+	}
+	now := rc.s.cfg.Now()
+	rc.mu.Lock()
+	for _, r := range recs {
+		if r.Status == StatusNeedsAttention {
+			rc.attention[r.ID] = recoveryReason(r)
+		} else {
+			rc.due[r.ID] = now
+		}
+	}
+	rc.started = true
+	rc.mu.Unlock()
+	go rc.loop()
+	return nil
+}
+
+// wait blocks until the worker has stopped (after the service's base
+// context is cancelled).
+func (rc *recovery) wait() {
+	rc.mu.Lock()
+	started := rc.started
+	rc.mu.Unlock()
+	if started {
+		<-rc.done
+	}
+}
+
+// schedule asks for an attempt on id at or after at.
+func (rc *recovery) schedule(id string, at time.Time) {
+	rc.mu.Lock()
+	if cur, ok := rc.due[id]; !ok || at.Before(cur) {
+		rc.due[id] = at
+	}
+	rc.mu.Unlock()
+	rc.kick()
+}
+
+func (rc *recovery) kick() {
+	select {
+	case rc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Kick makes recovery look at its schedule now (for tests that move a fake
+// clock, and after a terminal becomes reachable again).
+func (s *Service) Kick() { s.rec.kick() }
+
+// Health is what readiness and metrics need to know of the lifecycle.
+type Health struct {
+	// Recovering counts records whose outcome recovery is settling.
+	Recovering int
+	// NeedsAttention maps the id of each record a person must look at to the
+	// reason.
+	NeedsAttention map[string]string
+}
+
+// Health returns the recovery counts.
+func (s *Service) Health() Health {
+	rc := s.rec
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	h := Health{Recovering: len(rc.due), NeedsAttention: make(map[string]string, len(rc.attention))}
+	for id, why := range rc.attention {
+		h.NeedsAttention[id] = why
+	}
+	return h
+}
+
+func (rc *recovery) loop() {
+	defer close(rc.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		id, wait := rc.next()
+		if id != "" {
+			rc.attempt(id)
+			continue
+		}
+		if wait <= 0 || wait > time.Minute {
+			wait = time.Minute
+		}
+		timer.Reset(wait)
+		select {
+		case <-rc.s.base.Done():
+			return
+		case <-rc.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// next returns a due id (earliest first), or how long until the next one.
+func (rc *recovery) next() (string, time.Duration) {
+	now := rc.s.cfg.Now()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	ids := make([]string, 0, len(rc.due))
+	for id := range rc.due {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return rc.due[ids[i]].Before(rc.due[ids[j]]) })
+	if len(ids) == 0 {
+		return "", 0
+	}
+	if at := rc.due[ids[0]]; !at.After(now) {
+		delete(rc.due, ids[0])
+		return ids[0], 0
+	}
+	return "", rc.due[ids[0]].Sub(now)
+}
+
+// attempt runs one recovery step on a record, holding its terminal.
+func (rc *recovery) attempt(id string) {
+	s := rc.s
+	ctx := s.base
+	r, err := s.cfg.Journal.Get(ctx, id)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
+			s.log.Error().Err(err).Str("client_transaction_id", id).Msg("recovery: read record")
+			rc.schedule(id, s.cfg.Now().Add(s.cfg.Recovery.BackoffMin))
+		}
+		return
+	}
+	if r.Status.Final() || r.Status == StatusNeedsAttention {
+		return
+	}
+	holder := "recovery:" + id
+	s.mu.Lock()
+	running := s.calls[id] != nil
+	free := s.busy[r.Terminal] == ""
+	if !running && free {
+		s.busy[r.Terminal] = holder
+	}
+	s.mu.Unlock()
+	if running || !free {
+		rc.schedule(id, s.cfg.Now().Add(250*time.Millisecond))
+		return
+	}
+	next, err := rc.step(ctx, r)
+	s.mu.Lock()
+	if s.busy[r.Terminal] == holder {
+		delete(s.busy, r.Terminal)
+	}
+	s.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		// Only a journal failure gets here: the step could not record
+		// progress. Try again later; nothing was left half done.
+		s.log.Error().Err(err).Str("client_transaction_id", id).Msg("recovery: journal")
+		next = s.cfg.Now().Add(s.cfg.Recovery.BackoffMax)
+	}
+	if !next.IsZero() {
+		rc.schedule(id, next)
+	}
+	s.hub.notify(id)
+}
+
+// step advances one record as far as it can now. It returns when to try
+// again (zero: settled) and an error only when the journal failed.
+func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
+	s := rc.s
+	cfg := s.cfg.Recovery
+	now := s.cfg.Now()
+	log := s.log.With().Str("client_transaction_id", r.ID).Str("terminal", r.Terminal).Logger()
+	st := RecoveryState{Since: now, NextAt: now}
+	if r.Recovery != nil {
+		st = *r.Recovery
+	}
+	backoff := func() time.Time {
+		d := cfg.BackoffMin << min(st.Attempts, 16)
+		if d > cfg.BackoffMax || d <= 0 {
+			d = cfg.BackoffMax
+		}
+		return now.Add(d)
+	}
+	// event records progress durably: the record's status and recovery
+	// state change, with an event saying what happened.
+	event := func(status Status, route Route, code, detail string) error {
+		st.NextAt = now
+		snapshot := st
+		return rc.update(ctx, r.ID, func(x *Record) {
+			x.Recovery = &snapshot
+			x.AddEvent(Event{At: now, Status: status, Route: route, Code: code, Detail: detail})
+		})
+	}
+
+	if r.Status == StatusPending {
+		st = RecoveryState{Since: now, NextAt: now}
+		if err := event(StatusUnknown, r.Route, "", "outcome unknown: posbridge stopped while the terminal call was running"); err != nil {
+			return time.Time{}, err
+		}
+		log.Warn().Msg("recovery: a call interrupted by a restart")
+	}
+	if now.After(r.CreatedAt.Add(cfg.Budget)) {
+		return rc.giveUp(ctx, r, &st, fmt.Sprintf("not settled within the recovery budget of %s", cfg.Budget))
+	}
+	st.Attempts++
+
+	// The terminal may still be working on it: stop it if it has not yet asked
+	// the acquirer (abort does nothing after that; research §5).
+	stillRunnable := now.Before(r.CreatedAt.Add(s.cfg.ResponseTimeout + cfg.NotFoundGrace))
+	if st.Found == nil && !st.Aborted && stillRunnable {
+		route, err := s.cfg.Gateway.Abort(ctx, r.Terminal)
+		failpoint.Inject(FPRecoveryAfterAbort)
+		switch {
+		case err == nil:
+			st.Aborted = true
+			err = event(StatusUnknown, route, "", "aborted the transaction in progress on the terminal")
+		case errors.Is(err, ErrNothingToAbort):
+			st.Aborted = true
+			err = event(StatusUnknown, route, "", "abort: nothing in progress on the terminal")
+		default:
+			err = event(StatusUnknown, route, "", "abort failed: "+err.Error())
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+	}
+
+	if st.Found == nil {
+		res, err := s.cfg.Gateway.Lookup(ctx, r.Terminal, r.ID)
+		failpoint.Inject(FPRecoveryAfterSearch)
+		switch {
+		case err == nil && res.Status == StatusApproved:
+			found := *res
+			st.Found, st.FoundAt = &found, now
+			if err := event(StatusUnknown, res.Route, res.Code, "found approved on the terminal: "+res.Reference); err != nil {
+				return time.Time{}, err
+			}
+		case err == nil:
+			return rc.settle(ctx, r, res, now, "search")
+		case errors.Is(err, ErrNotFound):
+			if stillRunnable {
+				if err := event(StatusUnknown, "", "", "not in the terminal's history yet"); err != nil {
+					return time.Time{}, err
+				}
+				return r.CreatedAt.Add(s.cfg.ResponseTimeout + cfg.NotFoundGrace), nil
+			}
+			return rc.settle(ctx, r, &Result{Status: StatusNotCharged, Message: "not in the terminal's history: it never ran"}, now, "search")
+		default:
+			if err := event(StatusUnknown, "", "", "search failed: "+err.Error()); err != nil {
+				return time.Time{}, err
+			}
+			if s.cfg.Reverser != nil && r.Operation == OpCharge && !r.Claimed && st.Attempts >= 3 {
+				return rc.reverse(ctx, r, &st, now, backoff)
+			}
+			return backoff(), nil
+		}
+	}
+
+	// The terminal approved it.
+	found := st.Found
+	if r.Operation != OpCharge && r.Operation != OpAuthorization {
+		return rc.settle(ctx, r, found, now, "search") // a follow-up: apply it
+	}
+	if r.Claimed {
+		return rc.settle(ctx, r, found, now, "search")
+	}
+	if claimBy := st.Since.Add(cfg.ClaimWindow); now.Before(claimBy) {
+		return claimBy, event(StatusUnknown, "", "", "approved; waiting until "+claimBy.Format(time.RFC3339)+" for the POS to claim it")
+	}
+	if !cfg.ReverseAbandoned {
+		return rc.giveUp(ctx, r, &st, "approved on the terminal but nobody claimed it (policy report): confirm the sale with the customer, then void or keep it")
+	}
+	return rc.reverseAbandoned(ctx, r, &st, now, backoff)
+}
+
+// reverseAbandoned voids (or, past the cutoff, refunds) an approval nobody
+// claimed, after the mandatory wait.
+func (rc *recovery) reverseAbandoned(ctx context.Context, r *Record, st *RecoveryState, now time.Time, backoff func() time.Time) (time.Time, error) {
+	s := rc.s
+	found := st.Found
+	opens, closes := s.cfg.Policy.VoidWindow(st.FoundAt)
+	if now.Before(opens) {
+		return opens, nil
+	}
+	op := OpVoid
+	if !now.Before(closes) || st.UseRefund {
+		op = OpRefund
+	}
+	fid := uuid.NewSHA1(recoveryNS, []byte(r.ID+"/"+string(op))).String()
+	put := func(status Status, route Route, code, detail string) error {
+		snap := *st
+		return rc.update(ctx, r.ID, func(x *Record) {
+			x.Recovery = &snap
+			x.AddEvent(Event{At: now, Status: status, Route: route, Code: code, Detail: detail})
+		})
+	}
+
+	// A previous attempt whose outcome is unknown: look it up before sending
+	// again, so it is never sent twice blindly.
+	if st.ReversalSent == fid {
+		res, err := s.cfg.Gateway.Lookup(ctx, r.Terminal, fid)
+		switch {
+		case err == nil && res.Status == StatusApproved:
+			return rc.finishReversal(ctx, r, found, op, fid, res, now)
+		case err == nil, errors.Is(err, ErrNotFound) && !now.Before(st.ReversalAt.Add(s.cfg.ResponseTimeout+s.cfg.Recovery.NotFoundGrace)):
+			st.ReversalSent = "" // it did not happen: send it again below
+		default:
+			return backoff(), put(StatusUnknown, "", "", fmt.Sprintf("%s %s outcome still unknown", op, fid))
+		}
+	}
+
+	tr := TerminalRequest{Operation: op, ID: fid, Reference: found.Reference}
+	if op == OpRefund {
+		a := r.Amount.clone()
+		tr.Amount = &a
+	}
+	res, err := s.cfg.Gateway.Send(ctx, r.Terminal, tr, func(route Route) error {
+		st.ReversalSent, st.ReversalAt = fid, now
+		if err := put(StatusUnknown, route, "", fmt.Sprintf("abandoned approval: sending %s %s", op, fid)); err != nil {
+			return &intentError{err}
+		}
+		failpoint.Inject(FPRecoveryBeforeVoid)
+		return nil
+	})
+	failpoint.Inject(FPRecoveryAfterVoid)
+	var ie *intentError
+	var te *TerminalError
+	switch {
+	case errors.As(err, &ie):
+		return time.Time{}, ie.err
+	case err == nil && res.Status == StatusApproved:
+		return rc.finishReversal(ctx, r, found, op, fid, res, now)
+	case err == nil:
+		st.ReversalSent = ""
+		return backoff(), put(StatusUnknown, res.Route, res.Code, fmt.Sprintf("%s %s %s: %s", op, fid, res.Status, res.Message))
+	case errors.Is(err, ErrNotSent), errors.Is(err, ErrBusy):
+		st.ReversalSent = ""
+		return backoff(), put(StatusUnknown, "", "", fmt.Sprintf("%s %s not sent: %v", op, fid, err))
+	case errors.As(err, &te):
+		st.ReversalSent = ""
+		if op == OpVoid {
+			st.UseRefund = true // e.g. the processor cutoff passed: refund instead
+		}
+		return backoff(), put(StatusUnknown, te.Route, te.Code, fmt.Sprintf("%s %s refused: %s", op, fid, te.Message))
+	default:
+		return backoff(), put(StatusUnknown, "", "", fmt.Sprintf("%s %s outcome unknown: %v", op, fid, err))
+	}
+}
+
+func (rc *recovery) finishReversal(ctx context.Context, r *Record, found *Result, op Operation, fid string, res *Result, now time.Time) (time.Time, error) {
+	status, how := StatusVoided, "void"
+	if op == OpRefund {
+		status, how = StatusRefunded, "refund"
+	}
+	settled := *found
+	settled.Status = status
+	settled.Message = fmt.Sprintf("abandoned approval %s by %s %s", status, op, fid)
+	if res.Route != "" {
+		settled.Route = res.Route
+	}
+	return rc.settle(ctx, r, &settled, now, how)
+}
+
+// reverse reverses a charge by its client_transaction_id through the raw
+// card-present API, for when the terminal cannot be searched at all.
+func (rc *recovery) reverse(ctx context.Context, r *Record, st *RecoveryState, now time.Time, backoff func() time.Time) (time.Time, error) {
+	s := rc.s
+	if at := st.Since.Add(s.cfg.Policy.VoidDelay); now.Before(at) {
+		return at, nil
+	}
+	res, err := s.cfg.Reverser.Reverse(ctx, r.Terminal, r.ID, r.Amount)
+	if err == nil && res.Status == StatusApproved {
+		settled := *res
+		settled.Status = StatusReversed
+		settled.Message = "reversed through the raw card-present API"
+		return rc.settle(ctx, r, &settled, now, "reverse")
+	}
+	detail := "reverse failed: "
+	if err != nil {
+		detail += err.Error()
+	} else {
+		detail += string(res.Status) + " " + res.Message
+	}
+	snap := *st
+	return backoff(), rc.update(ctx, r.ID, func(x *Record) {
+		x.Recovery = &snap
+		x.AddEvent(Event{At: now, Status: StatusUnknown, Detail: detail})
+	})
+}
+
+// settle closes a record with what recovery learned, stores the reply the
+// POS gets from now on, and applies an approved follow-up to its original.
+func (rc *recovery) settle(ctx context.Context, r *Record, res *Result, now time.Time, how string) (time.Time, error) {
+	s := rc.s
+	var final *Record
+	err := s.cfg.Journal.Update(ctx, func(tx Tx) error {
+		x, err := tx.Get(r.ID)
+		if err != nil {
+			return err
+		}
+		if x.Status.Final() {
+			return nil // settled meanwhile
+		}
+		applyRecovered(x, res, now)
+		settledReply(x)
+		if err := tx.Put(x); err != nil {
+			return err
+		}
+		final = x
+		if x.Status == StatusApproved && x.Operation.FollowUp() {
+			o, err := tx.Get(x.OriginalID)
+			if err != nil {
+				return err
+			}
+			applyFollowUp(o, x, now)
+			return tx.Put(o)
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	if final != nil {
+		s.obs.Settled(final.Operation, final.Status, final.Route)
+		s.obs.Recovered(how)
+		s.log.Info().Str("client_transaction_id", r.ID).Str("terminal", r.Terminal).
+			Str("status", string(final.Status)).Str("how", how).Msg("recovery: settled")
+	}
+	return time.Time{}, nil
+}
+
+// applyRecovered records what recovery found on x. The reference, ticket and
+// card come from the terminal's view of the original.
+func applyRecovered(x *Record, res *Result, now time.Time) {
+	switch res.Status {
+	case StatusApproved, StatusDeclined, StatusCancelled:
+		settleResult(x, res, now)
+		return
+	}
+	if res.Reference != "" {
+		x.Reference = res.Reference
+		x.TicketNumber = res.TicketNumber
+		x.AuthorizationCode = res.AuthorizationCode
+		x.Card = res.Card
+		x.TerminalResponse = res.Raw
+	}
+	x.Recovery = nil
+	x.AddEvent(Event{At: now, Status: res.Status, Route: res.Route, Code: res.Code, Detail: res.Message})
+}
+
+// giveUp moves a record to needs_attention with the reason.
+func (rc *recovery) giveUp(ctx context.Context, r *Record, st *RecoveryState, why string) (time.Time, error) {
+	s := rc.s
+	now := s.cfg.Now()
+	st.Reason = why
+	snap := *st
+	err := rc.update(ctx, r.ID, func(x *Record) {
+		x.Recovery = &snap
+		x.AddEvent(Event{At: now, Status: StatusNeedsAttention, Detail: why})
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	rc.mu.Lock()
+	rc.attention[r.ID] = why
+	rc.mu.Unlock()
+	s.obs.Settled(r.Operation, StatusNeedsAttention, r.Route)
+	s.obs.Recovered("needs_attention")
+	s.log.Error().Str("client_transaction_id", r.ID).Str("terminal", r.Terminal).Str("reason", why).
+		Msg("recovery: needs attention")
+	return time.Time{}, nil
+}
+
+// update applies change to the current version of a record in one durable
+// journal transaction. change must depend only on its argument (the journal
+// may run it more than once).
+func (rc *recovery) update(ctx context.Context, id string, change func(*Record)) error {
+	return rc.s.cfg.Journal.Update(ctx, func(tx Tx) error {
+		x, err := tx.Get(id)
+		if err != nil {
+			return err
+		}
+		change(x)
+		return tx.Put(x)
+	})
+}
