@@ -2,7 +2,6 @@ package lan
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -81,109 +80,138 @@ func advertise(t testing.TB, instance, service, serial, ip string, port int) *ze
 	return s
 }
 
-// helper is a running helper process.
-type helper struct {
+// proc is a running child process whose output lines (stdout and stderr
+// together) are kept for waitLine and for failure messages.
+type proc struct {
 	name  string
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	lines chan string
-	mu    sync.Mutex
-	out   bytes.Buffer // everything it printed, for failure messages
 	done  chan struct{}
+
+	mu     sync.Mutex
+	lines  []string
+	ended  bool
+	signal chan struct{}
+	next   int // first line waitLine has not looked at
 }
 
-// startHelper runs this test binary in role, with env added, inside the
-// network namespace netns ("" for the current one). The process is killed
-// at cleanup.
-func startHelper(t *testing.T, netns, role string, env ...string) *helper {
+// startProc runs argv, with env added to this process's environment, inside
+// the network namespace netns ("" for the current one). It is killed at
+// cleanup.
+func startProc(t *testing.T, name, netns string, env []string, argv ...string) *proc {
+	t.Helper()
+	if netns != "" {
+		argv = append([]string{"ip", "netns", "exec", netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), signal: make(chan struct{}, 1)}
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+			p.poke()
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		cmd.Wait()
+		pw.Close()
+		<-scanned
+		p.mu.Lock()
+		p.ended = true
+		p.mu.Unlock()
+		p.poke()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *proc) poke() {
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+}
+
+// kill ends the process at once (SIGKILL: a registrar sends no goodbye) and
+// waits for it.
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// waitLine returns the first line, after those already looked at, for which
+// match is true, and the time it was read. It fails the test when the
+// process ends first or nothing matches within timeout.
+func (p *proc) waitLine(t *testing.T, what string, timeout time.Duration, match func(string) bool) (string, time.Time) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		for p.next < len(p.lines) {
+			line := p.lines[p.next]
+			p.next++
+			if match(line) {
+				p.mu.Unlock()
+				return line, time.Now()
+			}
+		}
+		ended := p.ended
+		p.mu.Unlock()
+		if ended {
+			t.Fatalf("%s ended before printing %s; its output:\n%s", p.name, what, p.output())
+		}
+		select {
+		case <-p.signal:
+		case <-timer.C:
+			t.Fatalf("%s did not print %s within %v; its output:\n%s", p.name, what, timeout, p.output())
+		}
+	}
+}
+
+// startHelper runs this test binary as a helper in role (see
+// TestHelperProcess), inside netns ("" for the current one).
+func startHelper(t *testing.T, netns, role string, env ...string) *proc {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{exe, "-test.run=^TestHelperProcess$", "-test.timeout=120s"}
-	if netns != "" {
-		args = append([]string{"ip", "netns", "exec", netns}, args...)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(append(os.Environ(), helperRoleEnv+"="+role), env...)
-	h := &helper{name: role + "@" + netns, cmd: cmd, lines: make(chan string, 64), done: make(chan struct{})}
-	if h.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = &lockedWriter{mu: &h.mu, w: &h.out}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper %s: %v", h.name, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			h.mu.Lock()
-			h.out.WriteString(line + "\n")
-			h.mu.Unlock()
-			if rest, ok := strings.CutPrefix(line, helperPrefix); ok {
-				h.lines <- rest
-			}
-		}
-		close(h.lines)
-	}()
-	go func() {
-		cmd.Wait()
-		pw.Close()
-		close(h.done)
-	}()
-	t.Cleanup(h.kill)
-	return h
+	return startProc(t, "helper "+role+" in netns "+strconv.Quote(netns), netns,
+		append([]string{helperRoleEnv + "=" + role}, env...),
+		exe, "-test.run=^TestHelperProcess$", "-test.timeout=120s")
 }
 
-// kill ends the helper at once (SIGKILL: a registrar sends no goodbye) and
-// waits for it.
-func (h *helper) kill() {
-	h.cmd.Process.Kill()
-	<-h.done
-}
-
-func (h *helper) output() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.out.String()
-}
-
-// expect waits for a line "<word> <rest>" from the helper and returns rest.
-// Other lines are skipped. It fails the test when the helper ends or is
-// silent for longer than timeout.
-func (h *helper) expect(t *testing.T, word string, timeout time.Duration) string {
+// expect waits for the helper line "<word> <json>" and returns the JSON.
+func (p *proc) expect(t *testing.T, word string, timeout time.Duration) string {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		select {
-		case line, ok := <-h.lines:
-			if !ok {
-				t.Fatalf("helper %s ended before printing %s; its output:\n%s", h.name, word, h.output())
-			}
-			w, rest, _ := strings.Cut(line, " ")
-			if w == word {
-				return rest
-			}
-		case <-timer.C:
-			t.Fatalf("helper %s did not print %s within %v; its output:\n%s", h.name, word, timeout, h.output())
-		}
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	line, _ := p.waitLine(t, word, timeout, func(l string) bool {
+		return strings.HasPrefix(l, helperPrefix+word+" ")
+	})
+	return strings.TrimPrefix(line, helperPrefix+word+" ")
 }
 
 // helperSay prints one protocol line from a helper process.
