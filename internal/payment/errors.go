@@ -21,6 +21,7 @@ const (
 	CodeTerminalUnreachable Code = "terminal_unreachable" // no route could connect; nothing was sent
 	CodeTerminalError       Code = "terminal_error"       // the terminal refused the request; nothing charged
 	CodeOutcomeUnknown      Code = "outcome_unknown"      // no clear answer; recovery is settling it
+	CodeNothingToAbort      Code = "nothing_to_abort"     // abort found no transaction in progress
 	CodeJournalUnavailable  Code = "journal_unavailable"  // the intent could not be made durable; nothing was sent
 	CodeShuttingDown        Code = "shutting_down"        // the daemon is stopping
 	CodeUnauthorized        Code = "unauthorized"         // missing or wrong bearer token

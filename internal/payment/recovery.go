@@ -67,6 +67,8 @@ type recovery struct {
 
 	mu        sync.Mutex
 	due       map[string]time.Time // id → next attempt
+	parked    map[string][]string  // terminal → ids waiting for it to be free
+	owned     map[string]bool      // every id recovery is settling
 	attention map[string]string    // id → reason, for records in needs_attention
 	wake      chan struct{}
 	done      chan struct{}
@@ -74,7 +76,7 @@ type recovery struct {
 }
 
 func newRecovery(s *Service) *recovery {
-	return &recovery{s: s, due: map[string]time.Time{}, attention: map[string]string{},
+	return &recovery{s: s, due: map[string]time.Time{}, parked: map[string][]string{}, owned: map[string]bool{}, attention: map[string]string{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
@@ -91,6 +93,7 @@ func (rc *recovery) start(ctx context.Context) error {
 			rc.attention[r.ID] = recoveryReason(r)
 		} else {
 			rc.due[r.ID] = now
+			rc.owned[r.ID] = true
 		}
 	}
 	rc.started = true
@@ -116,8 +119,42 @@ func (rc *recovery) schedule(id string, at time.Time) {
 	if cur, ok := rc.due[id]; !ok || at.Before(cur) {
 		rc.due[id] = at
 	}
+	rc.owned[id] = true
 	rc.mu.Unlock()
 	rc.kick()
+}
+
+// disown forgets an id that is settled or handed to a person.
+func (rc *recovery) disown(id string) {
+	rc.mu.Lock()
+	delete(rc.owned, id)
+	delete(rc.due, id)
+	rc.mu.Unlock()
+}
+
+// park makes id wait until terminal is released.
+func (rc *recovery) park(terminal, id string) {
+	rc.mu.Lock()
+	rc.parked[terminal] = append(rc.parked[terminal], id)
+	rc.mu.Unlock()
+}
+
+// released is called whenever a terminal's lock is given up: the records
+// parked on it are due at once.
+func (rc *recovery) released(terminal string) {
+	now := rc.s.cfg.Now()
+	rc.mu.Lock()
+	ids := rc.parked[terminal]
+	delete(rc.parked, terminal)
+	for _, id := range ids {
+		if cur, ok := rc.due[id]; !ok || now.Before(cur) {
+			rc.due[id] = now
+		}
+	}
+	rc.mu.Unlock()
+	if len(ids) > 0 {
+		rc.kick()
+	}
 }
 
 func (rc *recovery) kick() {
@@ -145,7 +182,7 @@ func (s *Service) Health() Health {
 	rc := s.rec
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	h := Health{Recovering: len(rc.due), NeedsAttention: make(map[string]string, len(rc.attention))}
+	h := Health{Recovering: len(rc.owned), NeedsAttention: make(map[string]string, len(rc.attention))}
 	for id, why := range rc.attention {
 		h.NeedsAttention[id] = why
 	}
@@ -214,6 +251,7 @@ func (rc *recovery) attempt(id string) {
 		return
 	}
 	if r.Status.Final() || r.Status == StatusNeedsAttention {
+		rc.disown(id)
 		return
 	}
 	holder := "recovery:" + id
@@ -225,22 +263,27 @@ func (rc *recovery) attempt(id string) {
 	}
 	s.mu.Unlock()
 	if running || !free {
-		rc.schedule(id, s.cfg.Now().Add(250*time.Millisecond))
+		rc.park(r.Terminal, id)
+		// The lock may have been released between the check and the park.
+		s.mu.Lock()
+		freeNow := s.busy[r.Terminal] == ""
+		s.mu.Unlock()
+		if freeNow {
+			rc.released(r.Terminal)
+		}
 		return
 	}
 	next, err := rc.step(ctx, r)
-	s.mu.Lock()
-	if s.busy[r.Terminal] == holder {
-		delete(s.busy, r.Terminal)
-	}
-	s.mu.Unlock()
+	s.release(r.Terminal, holder)
 	if err != nil && ctx.Err() == nil {
 		// Only a journal failure gets here: the step could not record
 		// progress. Try again later; nothing was left half done.
 		s.log.Error().Err(err).Str("client_transaction_id", id).Msg("recovery: journal")
 		next = s.cfg.Now().Add(s.cfg.Recovery.BackoffMax)
 	}
-	if !next.IsZero() {
+	if next.IsZero() {
+		rc.disown(id)
+	} else {
 		rc.schedule(id, next)
 	}
 	s.hub.notify(id)
@@ -537,16 +580,21 @@ func (rc *recovery) giveUp(ctx context.Context, r *Record, st *RecoveryState, wh
 	now := s.cfg.Now()
 	st.Reason = why
 	snap := *st
+	// Readiness learns of it before the journal does, so it never claims
+	// "nothing needs attention" while one does.
+	rc.mu.Lock()
+	rc.attention[r.ID] = why
+	rc.mu.Unlock()
 	err := rc.update(ctx, r.ID, func(x *Record) {
 		x.Recovery = &snap
 		x.AddEvent(Event{At: now, Status: StatusNeedsAttention, Detail: why})
 	})
 	if err != nil {
+		rc.mu.Lock()
+		delete(rc.attention, r.ID)
+		rc.mu.Unlock()
 		return time.Time{}, err
 	}
-	rc.mu.Lock()
-	rc.attention[r.ID] = why
-	rc.mu.Unlock()
 	s.obs.Settled(r.Operation, StatusNeedsAttention, r.Route)
 	s.obs.Recovered("needs_attention")
 	s.log.Error().Str("client_transaction_id", r.ID).Str("terminal", r.Terminal).Str("reason", why).

@@ -111,6 +111,7 @@ type Service struct {
 // call is one operation in flight; retries with the same id join it.
 type call struct {
 	id, hash string
+	op       Operation
 	started  chan struct{} // closed once the intent is durable or the call ended
 	done     chan struct{}
 	reply    *Reply
@@ -250,7 +251,7 @@ func (s *Service) Execute(ctx context.Context, req Request, async bool) (*Reply,
 		return nil, &Error{Code: CodeTerminalBusy, ID: req.ID, RunningID: holder,
 			Message: fmt.Sprintf("terminal %s is running %s", req.Terminal, holder)}
 	}
-	c := &call{id: req.ID, hash: hash, started: make(chan struct{}), done: make(chan struct{})}
+	c := &call{id: req.ID, hash: hash, op: req.Operation, started: make(chan struct{}), done: make(chan struct{})}
 	s.calls[req.ID] = c
 	s.busy[req.Terminal] = req.ID
 	s.wg.Add(1)
@@ -258,6 +259,42 @@ func (s *Service) Execute(ctx context.Context, req Request, async bool) (*Reply,
 
 	go s.run(c, req, rec)
 	return s.await(ctx, c, async)
+}
+
+// Cancel undoes an approved sale for the POS without making it choose:
+// a void while the original's void window is open (from VoidDelay after
+// approval until the processor cutoff), a full refund after it. The choice is
+// made once: a retry with the same client_transaction_id repeats it.
+// req.Operation is ignored; req.OriginalID names the original.
+func (s *Service) Cancel(ctx context.Context, req Request, async bool) (*Reply, error) {
+	if req.ID != "" {
+		if id, err := uuid.Parse(req.ID); err == nil {
+			s.mu.Lock()
+			c := s.calls[id.String()]
+			s.mu.Unlock()
+			if c != nil {
+				req.Operation = c.op
+				return s.Execute(ctx, req, async)
+			}
+			if r, err := s.cfg.Journal.Get(ctx, id.String()); err == nil {
+				req.Operation = r.Operation
+				return s.Execute(ctx, req, async)
+			}
+		}
+	}
+	o, err := s.cfg.Journal.Get(ctx, req.OriginalID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, &Error{Code: CodeNotFound, ID: req.OriginalID, Message: "no transaction " + req.OriginalID}
+	case err != nil:
+		return nil, journalUnavailable(req.ID, err)
+	}
+	req.Operation = OpVoid
+	_, closes := s.cfg.Policy.VoidWindow(approvedAt(o))
+	if o.Operation != OpAuthorization && (o.Status == StatusPartiallyRefunded || !s.cfg.Now().Before(closes)) {
+		req.Operation = OpRefund
+	}
+	return s.Execute(ctx, req, async)
 }
 
 // prepare fills defaults and checks everything that needs no lock: the id,
@@ -358,14 +395,22 @@ func (s *Service) run(c *call, req Request, prev *Record) {
 
 	s.mu.Lock()
 	delete(s.calls, c.id)
-	if s.busy[req.Terminal] == c.id {
-		delete(s.busy, req.Terminal)
-	}
 	s.mu.Unlock()
+	s.release(req.Terminal, c.id)
 	c.reply, c.err = reply, err
 	c.markStarted()
 	close(c.done)
 	s.hub.notify(c.id)
+}
+
+// release gives up a terminal held by holder and lets recovery use it.
+func (s *Service) release(terminal, holder string) {
+	s.mu.Lock()
+	if s.busy[terminal] == holder {
+		delete(s.busy, terminal)
+	}
+	s.mu.Unlock()
+	s.rec.released(terminal)
 }
 
 // intentError marks a failure to make the intent durable: nothing was sent.

@@ -428,3 +428,34 @@ func TestFollowUpRules(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelVoidsInsideTheWindowAndRefundsAfterIt(t *testing.T) {
+	h := newHarness(t)
+	early := uuid.NewString()
+	decodeTx(t, mustExecute(t, h, charge(early, "30")))
+	h.clock.Add(2 * time.Minute)
+	c1 := uuid.NewString()
+	rep, err := h.svc.Cancel(context.Background(), payment.Request{ID: c1, OriginalID: early}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx := decodeTx(t, rep); tx.Operation != payment.OpVoid {
+		t.Fatalf("cancel inside the window: got %s, want void", tx.Operation)
+	}
+	late := uuid.NewString()
+	decodeTx(t, mustExecute(t, h, charge(late, "30")))
+	h.clock.Add(12 * time.Hour) // past the cutoff
+	c2 := uuid.NewString()
+	rep, err = h.svc.Cancel(context.Background(), payment.Request{ID: c2, OriginalID: late}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx := decodeTx(t, rep); tx.Operation != payment.OpRefund || tx.Amount.Total().String() != "30" {
+		t.Fatalf("cancel after the cutoff: got %s of %s, want a full refund", tx.Operation, tx.Amount.Total())
+	}
+	// A retry repeats the first choice, byte for byte.
+	again, err := h.svc.Cancel(context.Background(), payment.Request{ID: c2, OriginalID: late}, false)
+	if err != nil || !again.Replayed || !bytes.Equal(again.Body, rep.Body) {
+		t.Fatalf("cancel retry: got %v %v, want the stored reply", again, err)
+	}
+}
