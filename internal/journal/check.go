@@ -126,9 +126,9 @@ func (e *CheckError) addf(format string, args ...any) {
 // index entry points at a record that says the same. Its cost grows with the
 // journal; it is for "posbridge journal check", not for start-up.
 //
-// It returns nil when all is well, a *CheckError listing the problems, or
-// another error when the check could not run (closed journal, ctx done, a
-// panic while reading a damaged page, wrapped as ErrCorrupt).
+// It returns nil when all is well, a *CheckError listing the problems (the
+// last one saying where it stopped, if a damaged page made bbolt panic), or
+// another error when the check could not run (closed journal, ctx done).
 func (j *Journal) Check(ctx context.Context) error {
 	if err := j.enter(); err != nil {
 		return err
@@ -138,21 +138,17 @@ func (j *Journal) Check(ctx context.Context) error {
 	err := guard(func() error {
 		return j.db.View(func(btx *bolt.Tx) error { return checkTx(ctx, btx, ce) })
 	})
-	if err != nil {
-		return fmt.Errorf("journal: check %s: %w", j.path, fixPanic(err))
+	switch {
+	case errors.Is(err, errPanic):
+		// A damaged page stopped the walk; report it with what came before.
+		ce.addf("stopped: %v", err)
+	case err != nil:
+		return fmt.Errorf("journal: check %s: %w", j.path, err)
 	}
 	if ce.Total > 0 {
 		return ce
 	}
 	return nil
-}
-
-// fixPanic reports a panic while reading the file as corruption.
-func fixPanic(err error) error {
-	if errors.Is(err, errPanic) {
-		return fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	return err
 }
 
 func checkTx(ctx context.Context, btx *bolt.Tx, ce *CheckError) error {

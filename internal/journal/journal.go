@@ -288,8 +288,8 @@ func (j *Journal) ByReference(ctx context.Context, ref string) (*payment.Record,
 	return best, nil
 }
 
-// InFlight returns every record whose status is not final (pending or
-// unknown), oldest first. It reads the in_flight index and then only those
+// InFlight returns every record whose status is not final (pending, unknown
+// or needs_attention), oldest first. It reads the in_flight index and then only those
 // records, so its cost follows their number, not the journal's size.
 func (j *Journal) InFlight(ctx context.Context) ([]*payment.Record, error) {
 	var out []*payment.Record

@@ -61,8 +61,13 @@ func Open(path string, opts Options) (*Journal, error) {
 // ls/show/export/check) without writing to it; Update fails on it. It takes a
 // shared lock: while a daemon has the journal open it fails after
 // DefaultLockTimeout wrapping ErrInUse, and while it is open a daemon's Open
-// fails the same way, so the CLI should close it promptly. It fails like Open
-// on a damaged file, and wraps fs.ErrNotExist when there is no file.
+// fails the same way, so the CLI should close it promptly.
+//
+// It refuses what cannot be read safely or correctly (ErrCorrupt for an
+// empty, truncated or non-bbolt file or one without the meta bucket,
+// ErrSchema for another schema version) and wraps fs.ErrNotExist when there is
+// no file. Unlike Open it does not decode records first, so that Check can
+// report on a journal Open refuses.
 func OpenReadOnly(path string) (*Journal, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -85,7 +90,7 @@ func open(path string, opts Options, readOnly bool) (*Journal, error) {
 	case err != nil:
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
-	if err := quickCheck(db); err != nil {
+	if err := quickCheck(db, !readOnly); err != nil {
 		_ = db.Close()
 		if errors.Is(err, ErrSchema) {
 			return nil, fmt.Errorf("journal %s: %w", path, err)
@@ -122,14 +127,26 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
-// boltOpen is bolt.Open under guard. If bbolt panics half way through Open,
-// its file descriptor (and lock) cannot be released; the caller is expected
-// to give up, as the daemon does when Open fails.
+// boltOpen is bolt.Open under guard. If bbolt panics half way through Open
+// (a damaged freelist page, say), it unlocks and closes the file bbolt
+// opened; only bbolt's read-only memory map of the file is left behind. (The
+// map keeps the open file description alive, so closing alone would keep the
+// lock.)
 func boltOpen(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	var file *os.File
+	o.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
 	err = guard(func() (err error) {
 		db, err = bolt.Open(path, fileMode, o)
 		return err
 	})
+	if errors.Is(err, errPanic) && file != nil {
+		_ = syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
+		_ = file.Close()
+	}
 	return db, err
 }
 
@@ -304,11 +321,13 @@ func lockShared(f *os.File, timeout time.Duration) error {
 // recentChecked is how many of the newest records quickCheck decodes.
 const recentChecked = 64
 
-// quickCheck is what Open verifies before handing the journal out: the
-// buckets exist, the schema version is ours, the record count is readable,
-// and every in-flight record and the newest recentChecked records decode.
-// Its cost does not grow with the journal. Check does the full job.
-func quickCheck(db *bolt.DB) error {
+// quickCheck is what Open verifies before handing the journal out: the meta
+// bucket exists and the schema version is ours, and, when records is set,
+// the other buckets exist, the record count is readable, and every in-flight
+// record and the newest recentChecked records decode. Its cost does not grow
+// with the journal. Check does the full job. OpenReadOnly skips the record
+// checks so that Check and Each can still look at a damaged journal.
+func quickCheck(db *bolt.DB, records bool) error {
 	return guard(func() error {
 		return db.View(func(btx *bolt.Tx) error {
 			meta := btx.Bucket([]byte(bucketMeta))
@@ -317,6 +336,9 @@ func quickCheck(db *bolt.DB) error {
 			}
 			if err := checkSchema(meta.Get([]byte(metaSchema))); err != nil {
 				return err
+			}
+			if !records {
+				return nil
 			}
 			b, err := openBuckets(btx)
 			if err != nil {
