@@ -132,7 +132,7 @@ func readAnswer(m map[string]any) (a answer, ok bool) {
 		switch st {
 		case StatusDeclined, StatusError:
 			declined = true
-		case "CANCELLED", "CANCELED":
+		case StatusCancelled, "CANCELED":
 			cancelledToo = true
 		}
 	}
@@ -251,7 +251,8 @@ func unclear(status int, body []byte, reason string) error {
 // aborted; *NothingToAbortError on 409 (seeds: "after it has completed …
 // it returns 409 Conflict") or on an error body with code TER-004; a
 // TerminalError (or BusyError) for other refusals; *UnclearAnswerError for
-// 5xx. Any other 2xx answer means the abort was taken.
+// 5xx. Any other 2xx answer, the customer-cancel body included, means the
+// abort was taken.
 func classifyAbort(status int, body []byte) error {
 	switch {
 	case status == http.StatusConflict:
@@ -260,7 +261,9 @@ func classifyAbort(status int, body []byte) error {
 	case status >= 200 && status < 300:
 		m := decodeObject(body)
 		env := envelopeOf(m)
-		if !env.present {
+		if !env.present || env.cancel() {
+			// The cancel body is what an aborted operation answers
+			// (research §1): the abort was taken.
 			return nil
 		}
 		if env.Code == CodeNothingActive {

@@ -168,6 +168,8 @@ func TestAbortAnswers(t *testing.T) {
 		{"409 nothing", 409, `{"type":"TERMINAL","code":"TER-004","message":"no transaction"}`,
 			func(err error) bool { return errors.Is(err, payment.ErrNothingToAbort) }},
 		{"409 no body", 409, ``, func(err error) bool { return errors.Is(err, payment.ErrNothingToAbort) }},
+		{"200 cancel body", 200, `{"type":"TERMINAL-SUNMI","code":"-1","message":"User cancel the process"}`,
+			func(err error) bool { return err == nil }},
 		{"200 TER-004 body", 200, `{"type":"TERMINAL","code":"TER-004","message":"no transaction"}`,
 			func(err error) bool { return errors.Is(err, payment.ErrNothingToAbort) }},
 		{"401", 401, `{"message":"Unauthorized"}`, func(err error) bool {

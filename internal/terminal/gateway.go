@@ -561,7 +561,7 @@ func searchStatus(s string) payment.Status {
 		return payment.StatusApproved
 	case StatusDeclined, StatusError:
 		return payment.StatusDeclined
-	case "CANCELLED", "CANCELED":
+	case StatusCancelled, "CANCELED":
 		return payment.StatusCancelled
 	}
 	return ""

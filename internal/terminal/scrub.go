@@ -258,8 +258,22 @@ type group struct{ start, end int }
 // card number is 12–19 digits passing Luhn, in groups separated by single
 // spaces or dashes ("4242 4242 4242 4242"); the longest such span starting at
 // each group wins, so "4242424242424242 1226" loses the number and keeps the
-// rest.
+// rest. The digits a mask keeps can join a neighbouring group into a new
+// span, so it scans again until nothing changes; a text still changing after
+// a few scans (only a contrived one can) is redacted whole. Its result is
+// therefore a fixpoint, found in linear time.
 func scrubText(s string) string {
+	for range 4 {
+		t := scrubOnce(s)
+		if t == s {
+			return s
+		}
+		s = t
+	}
+	return redacted
+}
+
+func scrubOnce(s string) string {
 	if len(s) < 12 {
 		return s
 	}

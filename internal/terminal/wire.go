@@ -162,10 +162,13 @@ type SearchFilters struct {
 const MaxSearchSize = 500
 
 // Transaction statuses on the wire (research §1: APPROVAL / DECLINED / ERROR).
+// CANCELLED is ours, for search items (see SearchItem); the client also
+// reads the American spelling CANCELED.
 const (
-	StatusApproval = "APPROVAL"
-	StatusDeclined = "DECLINED"
-	StatusError    = "ERROR"
+	StatusApproval  = "APPROVAL"
+	StatusDeclined  = "DECLINED"
+	StatusError     = "ERROR"
+	StatusCancelled = "CANCELLED"
 )
 
 // PaymentResponse is the answer of a payment operation. Kushki documents
