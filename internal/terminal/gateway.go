@@ -17,6 +17,10 @@ type GatewayConfig struct {
 	Terminals []TerminalConfig
 	// Now is the clock of the health record; nil means time.Now.
 	Now func() time.Time
+	// Observe, when set, is told how every payment operation and abort
+	// ended on a route and how long it took (metrics). It must be fast and
+	// safe for concurrent use.
+	Observe func(terminal string, route payment.Route, endpoint Endpoint, took time.Duration, err error)
 }
 
 // TerminalConfig is one named terminal.
@@ -46,9 +50,10 @@ type TerminalConfig struct {
 // the seam for background probing and failback, which the Gateway does not
 // do itself.
 type Gateway struct {
-	now   func() time.Time
-	terms map[string]*term
-	order []*term
+	now     func() time.Time
+	observe func(string, payment.Route, Endpoint, time.Duration, error)
+	terms   map[string]*term
+	order   []*term
 }
 
 var _ payment.Gateway = (*Gateway)(nil)
@@ -96,7 +101,7 @@ type TerminalStatus struct {
 // or repeated name, an invalid LAN address, or a client config NewClient
 // rejects. It does no I/O.
 func NewGateway(cfg GatewayConfig) (*Gateway, error) {
-	g := &Gateway{now: cfg.Now, terms: make(map[string]*term, len(cfg.Terminals))}
+	g := &Gateway{now: cfg.Now, observe: cfg.Observe, terms: make(map[string]*term, len(cfg.Terminals))}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -300,6 +305,13 @@ func (t *term) observe(r payment.Route, start, end time.Time, err error) {
 	}
 }
 
+// report passes an ended request to the Observe hook, if any.
+func (g *Gateway) report(name string, r payment.Route, e Endpoint, took time.Duration, err error) {
+	if g.observe != nil {
+		g.observe(name, r, e, took, err)
+	}
+}
+
 // noRoute is the error when a terminal has neither a LAN address nor a cloud
 // route.
 func noRoute(e Endpoint, name string) error {
@@ -341,7 +353,9 @@ func (g *Gateway) Send(ctx context.Context, name string, req payment.TerminalReq
 		t.mu.Unlock()
 		start := g.now()
 		res, err := call(ctx, rc.client)
-		t.observe(rc.route, start, g.now(), err)
+		end := g.now()
+		t.observe(rc.route, start, end, err)
+		g.report(t.name, rc.route, e, end.Sub(start), err)
 		if errors.Is(err, payment.ErrNotSent) && ctx.Err() == nil {
 			errs = append(errs, err)
 			continue
@@ -416,7 +430,9 @@ func (g *Gateway) Abort(ctx context.Context, name string) (payment.Route, error)
 		last = rc.route
 		start := g.now()
 		err := rc.client.Abort(ctx)
-		t.observe(rc.route, start, g.now(), err)
+		end := g.now()
+		t.observe(rc.route, start, end, err)
+		g.report(t.name, rc.route, EndpointAbort, end.Sub(start), err)
 		if errors.Is(err, payment.ErrNotSent) {
 			errs = append(errs, err)
 			continue
