@@ -13,7 +13,10 @@
 #  3. systemd-analyze security --offline=true must report an exposure of at
 #     most 2.0. On systemd 252 --threshold is on a 0-100 scale (exposure x 10).
 #
-# Usage: scripts/check-systemd.sh   (POSBRIDGE_BIN=path reuses a built binary)
+# The unit files are checked as they are in the working tree; the binary is
+# built from HEAD (POSBRIDGE_BIN=path uses an already built one instead).
+#
+# Usage: scripts/check-systemd.sh
 # Needs: systemd-analyze and systemd-sysusers (Debian: systemd), go unless
 # POSBRIDGE_BIN is set. No systemd PID 1 is needed. Exit 0 when all pass.
 set -euo pipefail
@@ -45,7 +48,16 @@ if [[ -n ${POSBRIDGE_BIN:-} ]]; then
 	install -m 0755 "$POSBRIDGE_BIN" "$root/usr/bin/posbridge"
 else
 	command -v go >/dev/null || fail "go not found: install Go or set POSBRIDGE_BIN"
-	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$root/usr/bin/posbridge" ./cmd/posbridge)
+	# Built from the committed tree (git archive HEAD) when there is one, so
+	# that files others are editing in a shared working tree cannot break it.
+	src=$repo
+	if git -C "$repo" rev-parse --verify -q HEAD >/dev/null; then
+		src=$work/src
+		mkdir -p "$src"
+		git -C "$repo" archive HEAD | tar -x -C "$src"
+	fi
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$root/usr/bin/posbridge" ./cmd/posbridge) ||
+		fail "could not build posbridge from $src"
 fi
 echo "check-systemd: ExecStart binary: $("$root/usr/bin/posbridge" version)"
 
