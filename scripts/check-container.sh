@@ -150,7 +150,7 @@ ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr
     GOLANG_VERSION=${go_version#go} GOTOOLCHAIN=local GOPATH=/go
 WORKDIR /go
 EOF
-"${bh[@]}" bud --quiet --pull=never --format docker -t "$golang_ref" "$sg" >/dev/null ||
+"${bh[@]}" bud --quiet --pull=never --cni-config-dir "$work/cni" --format docker -t "$golang_ref" "$sg" >/dev/null ||
 	fail "could not build the stand-in base image"
 
 # ---- 1. the Dockerfile builds ---------------------------------------------------
@@ -162,7 +162,7 @@ volumes=(-v "$gomodcache/cache/download:/goproxy:ro")
 # dependency (-trimpath cache entries do not depend on the source path).
 [[ -d $gocache ]] && volumes+=(-v "$gocache:/root/.cache/go-build")
 say "buildah bud $ctx (VERSION=$version, --network none, GOPROXY=file:///goproxy)"
-if ! "${bh[@]}" bud --pull=never --format docker --isolation oci --runtime runc --network none \
+if ! "${bh[@]}" bud --pull=never --cni-config-dir "$work/cni" --format docker --isolation oci --runtime runc --network none \
 	--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "${volumes[@]}" \
 	--build-arg VERSION="$version" --build-arg GOPROXY=file:///goproxy --build-arg GOSUMDB=off \
 	-t "$image" -f "$ctx/Dockerfile" "$ctx" >"$work/build.log" 2>&1; then
