@@ -33,17 +33,23 @@ func benchDir(b *testing.B) string {
 }
 
 // BenchmarkUpdate measures durable Updates (one intent record each) from 1,
-// 8 and 64 concurrent lanes, with group commit (db.Batch) and with one
-// commit per Update (db.Update). ns/op is per Update over all lanes; the
-// ratio plain/batch at equal lanes is the group-commit gain.
+// 8 and 64 concurrent lanes: the default (auto: alone db.Update, with others
+// db.Batch), always group commit (db.Batch) and one commit per Update
+// (db.Update). ns/op is per Update over all lanes; the ratio plain/auto at
+// equal lanes is the group-commit gain. $JOURNAL_BENCH_BATCH_DELAY (a
+// duration) overrides MaxBatchDelay.
 func BenchmarkUpdate(b *testing.B) {
 	for _, mode := range []struct {
 		name  string
-		plain bool
-	}{{"batch", false}, {"plain", true}} {
+		write writeMode
+	}{{"auto", writeAuto}, {"batch", writeBatch}, {"plain", writePlain}} {
 		for _, lanes := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("%s/lanes=%d", mode.name, lanes), func(b *testing.B) {
-				j := MustOpenPath(b, filepath.Join(benchDir(b), "journal.db"), Options{plainUpdate: mode.plain})
+				opts := Options{write: mode.write}
+				if d, err := time.ParseDuration(os.Getenv("JOURNAL_BENCH_BATCH_DELAY")); err == nil {
+					opts.MaxBatchDelay = d
+				}
+				j := MustOpenPath(b, filepath.Join(benchDir(b), "journal.db"), opts)
 				ctx := context.Background()
 				var next atomic.Int64
 				var failed atomic.Int64
@@ -78,7 +84,7 @@ func BenchmarkUpdate(b *testing.B) {
 // buildLarge writes n records, inFlight of them pending and the rest
 // approved, in transactions of 2000 records.
 func buildLarge(b *testing.B, path string, n, inFlight int) {
-	j, err := Open(path, Options{plainUpdate: true})
+	j, err := Open(path, Options{write: writePlain})
 	if err != nil {
 		b.Fatal(err)
 	}

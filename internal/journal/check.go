@@ -124,7 +124,9 @@ func (e *CheckError) addf(format string, args ...any) {
 // with the records both ways: each record has its by_time and by_reference
 // entries and is in in_flight exactly when its status is not final, and each
 // index entry points at a record that says the same. Its cost grows with the
-// journal; it is for "posbridge journal check", not for start-up.
+// journal; it is for "posbridge journal check", not for start-up. On a
+// journal open for writing, its read transaction makes a write that must
+// grow the file wait until it ends.
 //
 // It returns nil when all is well, a *CheckError listing the problems (the
 // last one saying where it stopped, if a damaged page made bbolt panic), or

@@ -179,7 +179,7 @@ func TestCrashKill(t *testing.T) {
 		waitLine(t, lines, "READY")
 		// Kill after a random number of acknowledgements, then a random
 		// sub-millisecond pause, so the kill lands anywhere in a commit.
-		killAt := 1 + rng.IntN(400)
+		killAt := 1 + rng.IntN(250)
 		seen := 0
 		for seen < killAt {
 			l, ok := <-lines

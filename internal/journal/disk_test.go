@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -29,38 +30,71 @@ func mountTmpfs(t *testing.T, options string) string {
 	return dir
 }
 
-// TestFullDisk fills a 128 KiB tmpfs. The Update that cannot be written must
-// fail with ErrCommit, the Journal must refuse writes after it, and the file,
-// reopened, must pass Check with every acknowledged record and without the
-// failed one.
+// TestFullDisk fills a 128 KiB tmpfs from four lanes at once, with each
+// write path. Every Update that cannot be written must fail with ErrCommit,
+// the Journal must refuse writes after the first failure, and the file,
+// reopened, must pass Check with every acknowledged record and none of the
+// failed ones.
 func TestFullDisk(t *testing.T) {
+	for _, mode := range []struct {
+		name  string
+		write writeMode
+	}{{"auto", writeAuto}, {"batch", writeBatch}, {"plain", writePlain}} {
+		t.Run(mode.name, func(t *testing.T) { testFullDisk(t, mode.write) })
+	}
+}
+
+func testFullDisk(t *testing.T, write writeMode) {
 	ctx := context.Background()
 	dir := mountTmpfs(t, "size=128k")
 	path := filepath.Join(dir, "journal.db")
-	j, err := Open(path, Options{})
+	j, err := Open(path, Options{write: write})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var acked []string
-	var failedID string
-	var commitErr error
-	for i := range 1000 {
-		r := newRecord(fmt.Sprintf("f%03d", i), at(i), payment.StatusPending)
-		r.Metadata["pad"] = strings.Repeat("p", 3000)
-		err := j.Update(ctx, func(tx payment.Tx) error { return tx.Put(r) })
-		if err != nil {
-			failedID, commitErr = r.ID, err
-			break
+	const lanes = 4
+	var (
+		mu     sync.Mutex
+		acked  []string
+		failed = map[string]error{}
+		wg     sync.WaitGroup
+	)
+	for lane := range lanes {
+		wg.Go(func() {
+			for i := range 1000 {
+				r := newRecord(fmt.Sprintf("f%d-%03d", lane, i), at(lane*1000+i), payment.StatusPending)
+				r.Metadata["pad"] = strings.Repeat("p", 3000)
+				err := j.Update(ctx, func(tx payment.Tx) error { return tx.Put(r) })
+				mu.Lock()
+				if err != nil {
+					failed[r.ID] = err
+				} else {
+					acked = append(acked, r.ID)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(failed) == 0 {
+		t.Fatal("4000 records of 3 KB fit in a 128 KiB tmpfs; the disk never filled")
+	}
+	enospc := 0
+	for id, err := range failed {
+		if !errors.Is(err, ErrCommit) {
+			t.Fatalf("Update(%s) on a full disk: got %v, want ErrCommit", id, err)
 		}
-		acked = append(acked, r.ID)
+		if errors.Is(err, syscall.ENOSPC) {
+			enospc++
+		}
 	}
-	if commitErr == nil {
-		t.Fatal("1000 records of 3 KB fit in a 128 KiB tmpfs; the disk never filled")
+	if enospc == 0 {
+		t.Fatalf("no failure wraps ENOSPC: %v", failed)
 	}
-	t.Logf("after %d records: %v", len(acked), commitErr)
-	if !errors.Is(commitErr, ErrCommit) || !errors.Is(commitErr, syscall.ENOSPC) {
-		t.Fatalf("Update on a full disk: got %v, want ErrCommit wrapping ENOSPC", commitErr)
-	}
+	t.Logf("%d records acknowledged, %d refused; e.g. %v", len(acked), len(failed), j.Err())
 	if j.Err() == nil {
 		t.Fatal("Err after a commit failure: got nil, want the failure")
 	}
@@ -80,8 +114,10 @@ func TestFullDisk(t *testing.T) {
 	// Reopen on the still-full disk: opening writes nothing.
 	j = MustOpenPath(t, path)
 	mustCheck(t, j)
-	if _, err := j.Get(ctx, failedID); !errors.Is(err, payment.ErrNotFound) {
-		t.Fatalf("Get(%s), the record whose commit failed: got %v, want ErrNotFound", failedID, err)
+	for id := range failed {
+		if _, err := j.Get(ctx, id); !errors.Is(err, payment.ErrNotFound) {
+			t.Fatalf("Get(%s), whose commit failed: got %v, want ErrNotFound", id, err)
+		}
 	}
 	for _, id := range acked {
 		mustGet(t, j, id)

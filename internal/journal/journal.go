@@ -34,6 +34,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -63,25 +64,41 @@ const (
 	DefaultMaxBatchSize  = 1000
 )
 
-// Options tune Open. The zero value gives the defaults.
+// Options tune Open. The zero value gives the defaults. There is
+// deliberately no way to set bbolt's NoSync: every commit is fsync'd (see
+// the package comment).
 type Options struct {
 	// LockTimeout bounds the wait for the file lock, so that a second daemon
 	// on the same file fails fast (STYLE.md §3). Zero or less means
 	// DefaultLockTimeout.
 	LockTimeout time.Duration
 
-	// MaxBatchDelay and MaxBatchSize set bbolt's group commit: an Update
-	// waits up to MaxBatchDelay for others to join its transaction, and a
-	// batch runs at once when it holds MaxBatchSize functions. Concurrent
-	// lanes then share one commit and its two fdatasyncs. Zero or less means
+	// MaxBatchDelay and MaxBatchSize set bbolt's group commit (db.Batch),
+	// used by an Update that starts while others are in progress: it waits up
+	// to MaxBatchDelay for more to join its transaction, and a batch runs at
+	// once when it holds MaxBatchSize functions. Concurrent lanes then share
+	// one commit and its two fdatasyncs. Zero or less means
 	// DefaultMaxBatchDelay and DefaultMaxBatchSize.
 	MaxBatchDelay time.Duration
 	MaxBatchSize  int
 
-	// plainUpdate makes Update use db.Update (one commit per call) instead of
-	// db.Batch; the tests and benchmarks use it as the baseline.
-	plainUpdate bool
+	// write picks how Update commits; the tests and benchmarks compare them.
+	write writeMode
 }
+
+// writeMode is how Update commits.
+type writeMode int
+
+const (
+	// writeAuto, the default: db.Update when no other Update is in
+	// progress, so a lone writer does not wait MaxBatchDelay for company
+	// that is not coming; db.Batch when others are, so they share commits.
+	writeAuto writeMode = iota
+	// writeBatch: always db.Batch.
+	writeBatch
+	// writePlain: always db.Update, one commit per call.
+	writePlain
+)
 
 func (o Options) withDefaults() Options {
 	if o.LockTimeout <= 0 {
@@ -102,7 +119,8 @@ type Journal struct {
 	path     string
 	db       *bolt.DB
 	readOnly bool
-	plain    bool
+	write    writeMode
+	writers  atomic.Int64 // Updates in progress
 
 	mu      sync.Mutex
 	closed  bool
@@ -155,10 +173,14 @@ func (j *Journal) Close() error {
 }
 
 // Update runs fn in one read-write transaction and returns nil only once the
-// changes are committed and fsync'd. Concurrent Updates share commits (bbolt
-// db.Batch), so fn may run more than once, each time on a fresh Tx that sees
-// the bucket state of that run; it must have no effect outside tx and must
-// not call the Journal's methods. If ctx is done before a run of fn starts,
+// changes are committed and fsync'd. An Update that starts while no other is
+// in progress commits on its own (db.Update); one that starts while others
+// are joins a group commit (db.Batch, see Options.MaxBatchDelay). In a
+// group, fn may run more than once, each time on a fresh Tx that sees the
+// bucket state of that run; so fn must have no effect outside tx, and must
+// not call the Journal's methods. fn must not block either (no network I/O,
+// no waiting on locks): bbolt has one writer at a time, so a slow fn stalls
+// every lane. If ctx is done before a run of fn starts,
 // that run fails with ctx's error and nothing is written; once a commit has
 // begun it is waited for.
 //
@@ -202,12 +224,14 @@ func (j *Journal) Update(ctx context.Context, fn func(tx payment.Tx) error) erro
 		fnErr = err
 		return err
 	}
+	alone := j.writers.Add(1) == 1
 	var err error
-	if j.plain {
+	if j.write == writePlain || (j.write == writeAuto && alone) {
 		err = j.db.Update(run)
 	} else {
 		err = j.db.Batch(run)
 	}
+	j.writers.Add(-1)
 	switch {
 	case err == nil:
 		return nil
@@ -251,7 +275,7 @@ func (j *Journal) Get(ctx context.Context, id string) (*payment.Record, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("journal: get %q: %w", id, err)
+		return nil, fmt.Errorf("journal: get: %w", err)
 	}
 	return r, nil
 }

@@ -114,15 +114,17 @@ func ids(recs []*payment.Record) []string {
 	return out
 }
 
-// TestContract runs the payment.Journal contract against both write paths:
-// group commit (db.Batch, the default) and one commit per Update.
+// TestContract runs the payment.Journal contract against every write path:
+// the default (alone: db.Update; with others: db.Batch), always db.Batch,
+// and always db.Update.
 func TestContract(t *testing.T) {
 	for _, mode := range []struct {
 		name string
 		opts Options
 	}{
-		{"batch", Options{}},
-		{"plain", Options{plainUpdate: true}},
+		{"auto", Options{}},
+		{"batch", Options{write: writeBatch}},
+		{"plain", Options{write: writePlain}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			testContract(t, func(tb testing.TB) *Journal { return MustOpen(tb, mode.opts) })
@@ -231,6 +233,11 @@ func testContract(t *testing.T, open func(testing.TB) *Journal) {
 			"zero created":   newRecord("z", time.Time{}, payment.StatusPending),
 			"created 1500":   newRecord("y", time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), payment.StatusPending),
 			"unknown status": newRecord("s", at(0), payment.Status("paid")),
+			"key too large": func() *payment.Record {
+				r := newRecord("k", at(0), payment.StatusApproved)
+				r.Reference = strings.Repeat("r", 40<<10) // bbolt keys are at most 32 KiB
+				return r
+			}(),
 			"bad raw json": func() *payment.Record {
 				r := newRecord("j", at(0), payment.StatusApproved)
 				r.TerminalResponse = json.RawMessage(`{"truncated":`)
@@ -716,7 +723,7 @@ func TestBatchRerunSafety(t *testing.T) {
 	const good, bad = 56, 8
 	path := newFile(t, newRecord("tally", at(0), payment.StatusApproved))
 	// Every function joins one batch, which runs when it is full.
-	j := MustOpenPath(t, path, Options{MaxBatchSize: good + bad, MaxBatchDelay: time.Minute})
+	j := MustOpenPath(t, path, Options{write: writeBatch, MaxBatchSize: good + bad, MaxBatchDelay: time.Minute})
 
 	var runs atomic.Int64
 	errBad := errors.New("refused")

@@ -51,7 +51,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j.plain = opts.plainUpdate
+	j.write = opts.write
 	j.db.MaxBatchDelay = opts.MaxBatchDelay
 	j.db.MaxBatchSize = opts.MaxBatchSize
 	return j, nil
@@ -197,6 +197,8 @@ func create(path string, opts Options) error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("journal: create %s: sync directory: %w", path, err)
 	}
+	// Best effort: the directory itself may be new too (MkdirAll above).
+	_ = syncDir(filepath.Dir(dir))
 	return nil
 }
 

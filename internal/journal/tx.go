@@ -39,14 +39,14 @@ func openBuckets(btx *bolt.Tx) (buckets, error) {
 func (b buckets) get(id string) (*payment.Record, error) {
 	v := b.records.Get([]byte(id))
 	if v == nil {
-		return nil, fmt.Errorf("journal: record %q: %w", id, payment.ErrNotFound)
+		return nil, fmt.Errorf("record %q: %w", id, payment.ErrNotFound)
 	}
 	r, err := decodeRecord(v)
 	if err != nil {
-		return nil, fmt.Errorf("journal: record %q: %w: %w", id, ErrCorrupt, err)
+		return nil, fmt.Errorf("record %q: %w: %w", id, ErrCorrupt, err)
 	}
 	if r.ID != id {
-		return nil, fmt.Errorf("journal: record %q: %w: stored id is %q", id, ErrCorrupt, r.ID)
+		return nil, fmt.Errorf("record %q: %w: stored id is %q", id, ErrCorrupt, r.ID)
 	}
 	return r, nil
 }
@@ -71,7 +71,11 @@ func (t *tx) Get(id string) (*payment.Record, error) {
 	if t.done {
 		return nil, errTxDone
 	}
-	return t.b.get(id)
+	r, err := t.b.get(id)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return r, nil
 }
 
 // Put inserts or replaces r (by r.ID) and brings every index in step: the
