@@ -54,7 +54,9 @@ const (
 type Advertise struct {
 	// Enabled turns the advertisement on for ListenAndServe.
 	Enabled bool
-	// Instance is the DNS-SD instance name; empty means "Kushki ONE <serial>".
+	// Instance is the DNS-SD instance name; empty means "kushki-one-<serial>".
+	// (grandcat/zeroconf's browser returns names with spaces escaped as
+	// "\ ", so the default has none.)
 	Instance string
 	// Interfaces names the network interfaces to advertise on (e.g. "lo").
 	// Empty means: the loopback interface when the listener is bound to a
@@ -188,7 +190,7 @@ func (c Config) resolve() (Config, error) {
 		c.MaxBody = DefaultMaxBody
 	}
 	if c.Advertise.Instance == "" {
-		c.Advertise.Instance = "Kushki ONE " + c.Serial
+		c.Advertise.Instance = "kushki-one-" + c.Serial
 	}
 	if c.Advertise.Host == "" {
 		c.Advertise.Host = "kushki-one-" + strings.ToLower(c.Serial)

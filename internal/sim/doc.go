@@ -29,9 +29,10 @@
 // # Outcomes by amount
 //
 // The acquirer's decision follows Kushki's UAT test amounts (research §7
-// "Test data"; the amount is the total of the amount object), for every
-// operation that carries an amount (charge, authorization, capture,
-// re_authorization, pos_tip, refund):
+// "Test data"; the amount is the total of the amount object). Kushki lists
+// them under transaction mode "Authorization", which its raw API also uses
+// for captures and refunds, so they apply to every operation that carries an
+// amount (charge, authorization, capture, re_authorization, pos_tip, refund):
 //
 //	total  result                                    kushki_response / F39
 //	10     declined: "Transaction declined. Please contact your card issuer."   01 / 01

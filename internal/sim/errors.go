@@ -14,17 +14,17 @@ import (
 // choices. Every error body is a terminal.LinkFailure.
 const (
 	// PARAMETER, HTTP 400.
-	CodeMalformed     = "PAR-001" // not JSON, not an object, wrong type, unknown or duplicate key, trailing data, too large
-	CodeMissing       = "PAR-002" // a required field is absent or empty
-	CodeNotPositive   = "PAR-003" // the amount's total must be greater than 0
-	CodeAmountValue   = "PAR-004" // negative, too many decimals for the currency, or out of range
-	CodeNotAllowed    = "PAR-005" // a field this endpoint does not take (tip, extra_taxes) or lacks (pos_tip without tip)
-	CodeBadID         = "PAR-006" // client_transaction_id is not a UUID
-	CodeSearchParam   = "PAR-007" // page, size, dates or transaction_type of a search
-	CodeDuplicateID   = "PAR-008" // client_transaction_id already used (reject mode, or replay with a different request)
-	CodeNoRoute       = "NF-001"  // NOT_FOUND 404: no such path, or a cloud path with another serial
-	CodeNoReference   = "NF-002"  // NOT_FOUND 404: no transaction with that transaction_reference
-	CodeMethod        = "NF-003"  // NOT_FOUND 405: the path exists with another method
+	CodeMalformed     = "PAR-001"                  // not JSON, not an object, wrong type, unknown or duplicate key, trailing data, too large
+	CodeMissing       = "PAR-002"                  // a required field is absent or empty
+	CodeNotPositive   = "PAR-003"                  // the amount's total must be greater than 0
+	CodeAmountValue   = "PAR-004"                  // negative, too many decimals for the currency, or out of range
+	CodeNotAllowed    = "PAR-005"                  // a field this endpoint does not take (tip, extra_taxes) or lacks (pos_tip without tip)
+	CodeBadID         = "PAR-006"                  // client_transaction_id is not a UUID
+	CodeSearchParam   = "PAR-007"                  // page, size, dates or transaction_type of a search
+	CodeDuplicateID   = "PAR-008"                  // client_transaction_id already used (reject mode, or replay with a different request)
+	CodeNoRoute       = "NF-001"                   // NOT_FOUND 404: no such path, or a cloud path with another serial
+	CodeNoReference   = "NF-002"                   // NOT_FOUND 404: no transaction with that transaction_reference
+	CodeMethod        = "NF-003"                   // NOT_FOUND 405: the path exists with another method
 	CodeBusy          = terminal.CodeBusy          // TERMINAL 409: another transaction is running
 	CodeNothingActive = terminal.CodeNothingActive // TERMINAL 409: abort found nothing it can abort
 	CodeInternal      = "TER-999"                  // TERMINAL 500: the error_500 and approve_then_500 faults
