@@ -1004,6 +1004,7 @@ func TestOpenRefusesOtherSchemas(t *testing.T) {
 			if !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Open: got %v, want ErrSchema saying %q", err, tc.want)
 			}
+			t.Logf("refused: %v", err)
 			if string(readFile(t, path)) != string(before) {
 				t.Fatal("Open changed a file of another schema")
 			}
@@ -1039,12 +1040,14 @@ func TestOpenRefusesForeignAndBrokenJournals(t *testing.T) {
 			path := newFile(t, newRecord("a1", at(0), payment.StatusApproved), newRecord("p1", at(1), payment.StatusPending))
 			editFile(t, path, edit)
 			before := readFile(t, path)
-			if _, err := Open(path, Options{}); !errors.Is(err, ErrCorrupt) {
+			_, err := Open(path, Options{})
+			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open: got %v, want ErrCorrupt", err)
 			}
 			if string(readFile(t, path)) != string(before) {
 				t.Fatal("Open changed the file")
 			}
+			t.Logf("refused: %v", err)
 		})
 	}
 }

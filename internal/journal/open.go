@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -105,6 +106,7 @@ func inUse(path string, waited time.Duration) error {
 }
 
 func corrupt(path, detail string) error {
+	detail = strings.ReplaceAll(detail, ErrCorrupt.Error()+": ", "") // said once, outside
 	return fmt.Errorf("journal %s: %w (%s); the file was not modified: run \"posbridge journal check\", restore a backup or move the file aside",
 		path, ErrCorrupt, detail)
 }
