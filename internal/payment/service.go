@@ -449,6 +449,7 @@ func (s *Service) execute(ctx context.Context, c *call, req Request, prev *Recor
 				next.Retryable = false
 			} else {
 				next = newRecord(req, c.hash, tr.Amount, now)
+				next.Currency = s.terminals[req.Terminal].Currency
 			}
 			next.Route = route
 			next.AddEvent(Event{At: now, Status: StatusPending, Route: route, Detail: "sending to terminal"})
