@@ -17,7 +17,7 @@ import (
 const (
 	statusApproval  = terminal.StatusApproval
 	statusDeclined  = terminal.StatusDeclined
-	statusCancelled = "CANCELLED"
+	statusCancelled = terminal.StatusCancelled
 )
 
 // Validity of a pre-authorization by card type

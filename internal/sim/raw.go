@@ -168,6 +168,7 @@ func (s *Sim) rawHandler(w http.ResponseWriter, r *http.Request) {
 		var ok bool
 		status, resp, ok = s.rawTransaction(body)
 		if !ok {
+			dropConn(w)
 			return
 		}
 	}

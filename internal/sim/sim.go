@@ -239,7 +239,8 @@ func (s *Sim) terminalHandler(kind terminal.Kind, ep terminal.Endpoint) http.Han
 		status, resp, ok := s.dispatch(ep, opened.Body, f)
 		if !ok {
 			ev.Msg("shutting down")
-			return // Close is dropping the connection
+			dropConn(w) // no answer: a closing terminal says nothing
+			return
 		}
 		s.deliver(w, r, f, status, resp, opened.SealResponse, ev)
 	}
@@ -279,6 +280,7 @@ func (s *Sim) deliver(w http.ResponseWriter, r *http.Request, f *Fault, status i
 				ev.Msg("processed; the client left during the slow answer")
 				return
 			case <-s.done:
+				dropConn(w)
 				return
 			}
 		}
