@@ -81,7 +81,8 @@ func New(cfg Config) (*Sim, error) {
 
 // Serve answers HTTP on l until Close; it may be called for several listeners
 // at once (the LAN port and a "cloud" port share one terminal). It returns
-// nil after Close and any other error from accepting on l.
+// nil when Close ends it, ErrClosed (closing l) when called after Close, and
+// any other error from accepting on l.
 func (s *Sim) Serve(l net.Listener) error {
 	s.mu.Lock()
 	closed := s.closed
