@@ -17,7 +17,8 @@ type FaultMode string
 // without the fault; only the answer is bent.
 const (
 	// FaultHang: processed, but no answer until the client goes away (then
-	// the connection is closed).
+	// the connection is closed). The terminal itself is free again at once:
+	// other requests are served and the searches show the outcome.
 	FaultHang FaultMode = "hang"
 	// FaultDropAfterApprove: processed (money taken on approval), then the
 	// connection is closed without an answer.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -142,6 +143,7 @@ func (s *Sim) rawHandler(w http.ResponseWriter, r *http.Request) {
 		switch f.Mode {
 		case FaultDropBefore:
 			ev.Msg("dropped before processing")
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, s.cfg.MaxBody))
 			dropConn(w)
 			return
 		case FaultError500:

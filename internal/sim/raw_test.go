@@ -191,3 +191,41 @@ func TestRawVoid(t *testing.T) {
 		t.Errorf("late raw void entry %+v, want refunded 30 and not voided", e)
 	}
 }
+
+func TestRawAPIFaults(t *testing.T) {
+	f := startSim(t, nil)
+	id := newID()
+	f.charge(t, id, "25")
+	f.clock.Advance(time.Minute)
+	send := func() (*http.Response, error) {
+		b, _ := json.Marshal(reverse(id))
+		req, _ := http.NewRequest(http.MethodPost, f.base+"/pos/v1/transaction", strings.NewReader(string(b)))
+		req.Header.Set("Private-Credential-Id", testSecret)
+		return f.client.Do(req)
+	}
+	if err := f.sim.ArmFault(sim.Fault{Mode: sim.FaultError500, Endpoints: []string{sim.EndpointRaw}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := send()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || f.entry(t, id).Reversed {
+		t.Fatalf("error_500: status %d, reversed %v; want 500 and nothing done", resp.StatusCode, f.entry(t, id).Reversed)
+	}
+	f.sim.ArmFault(sim.Fault{Mode: sim.FaultDropAfterApprove, Endpoints: []string{sim.EndpointRaw}})
+	if _, err := send(); !isConnError(err) {
+		t.Fatalf("drop_after_approve: got %v, want a dropped connection", err)
+	}
+	if e := f.entry(t, id); !e.Reversed {
+		t.Errorf("drop_after_approve did not reverse: %+v", e)
+	}
+	// Payment faults do not touch the raw API unless it is named.
+	f.sim.ArmFault(sim.Fault{Mode: sim.FaultDropBefore})
+	st, m := f.rawPOS(t, testSecret, reverse(id))
+	wantRawError(t, st, m, http.StatusBadRequest, sim.RawCodeAlreadyDone)
+	if n := len(f.sim.Faults()); n != 1 {
+		t.Errorf("%d faults armed, want the payment fault still armed", n)
+	}
+}
