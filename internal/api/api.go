@@ -83,18 +83,13 @@ type CloudStatus struct {
 	LastRoundTripMS *int64 `json:"last_round_trip_ms,omitempty"`
 }
 
-// usable reports whether a terminal has a route an operation could take.
-func (t TerminalStatus) usable() bool {
-	return (t.LAN.Address != "" && t.LAN.Up) || t.Cloud.Enabled
-}
-
 // Config configures the API. Service and JournalCheck are required.
 type Config struct {
 	Service Service
 	// Terminals returns the routes of every configured terminal (the daemon
 	// adapts the terminal gateway's status). Nil: GET /v1/terminals lists the
-	// service's terminals without route details, and readiness counts every
-	// terminal as reachable.
+	// service's terminals without route details, and readiness reports their
+	// routes as unknown (not as down).
 	Terminals func() []TerminalStatus
 	// JournalCheck reports whether the journal can take writes, for /readyz.
 	// It is called with a short deadline and must be cheap.

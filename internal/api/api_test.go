@@ -439,7 +439,7 @@ func TestListTransactions(t *testing.T) {
 		b.clock.Advance(time.Second) // the list is ordered by created_at
 	}
 	var page struct {
-		Transactions []txn `json:"transactions"`
+		Transactions []txn  `json:"transactions"`
 		NextCursor   string `json:"next_cursor"`
 	}
 	s.get(t, "/v1/transactions").json(t, &page)

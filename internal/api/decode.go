@@ -365,7 +365,8 @@ type opBody struct {
 // topObject checks b and reads it as the top-level object; an empty (or
 // all-whitespace) body reads as {}.
 func topObject(b []byte) (*object, *payment.Error) {
-	if len(bytes.TrimSpace(b)) == 0 {
+	b = bytes.Trim(b, " \t\r\n") // JSON whitespace only
+	if len(b) == 0 {
 		return &object{fields: map[string]json.RawMessage{}}, nil
 	}
 	if perr := checkJSON(b); perr != nil {

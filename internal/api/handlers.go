@@ -191,6 +191,19 @@ func preferAsync(r *http.Request) bool {
 	return false
 }
 
+// pathParam returns a path parameter, decoded: chi matches on the escaped
+// path when it holds an escaped slash (URL.RawPath set), and then hands
+// parameters out escaped.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath != "" {
+		if u, err := url.PathUnescape(v); err == nil {
+			return u
+		}
+	}
+	return v
+}
+
 // canonicalID returns a UUID path segment in the journal's canonical form
 // (lower case) and anything else as it is (it will not be found).
 func canonicalID(s string) string {
@@ -226,7 +239,7 @@ func (h *handler) followUp(op payment.Operation) http.HandlerFunc {
 		kind = bodyCancel
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		orig := canonicalID(chi.URLParam(r, "id"))
+		orig := canonicalID(pathParam(r, "id"))
 		b, ok := h.readBody(w, r)
 		if !ok {
 			return
@@ -252,7 +265,7 @@ func (h *handler) followUp(op payment.Operation) http.HandlerFunc {
 // getTransaction serves GET /v1/transactions/{id}[?wait=90s]. Reading a
 // transaction by id claims it: recovery keeps an approval the POS asked for.
 func (h *handler) getTransaction(w http.ResponseWriter, r *http.Request) {
-	id := canonicalID(chi.URLParam(r, "id"))
+	id := canonicalID(pathParam(r, "id"))
 	note(r, id, "")
 	q, perr := query(r, "wait")
 	if perr != nil {

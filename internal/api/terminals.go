@@ -1,10 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/posbridge/posbridge/internal/payment"
 )
@@ -25,10 +24,6 @@ func (h *handler) terminalStatuses() []TerminalStatus {
 		t, ok := byName[ti.Name]
 		if !ok {
 			t = TerminalStatus{Name: ti.Name}
-			if h.cfg.Terminals == nil {
-				// Nothing is known of the routes: do not hold readiness back.
-				t.LAN.Up = true
-			}
 		}
 		if t.Currency == "" {
 			t.Currency = ti.Currency
@@ -62,7 +57,7 @@ type abortResult struct {
 // transaction in progress (only before it asked the acquirer); the
 // operation that was running settles as cancelled through its own call.
 func (h *handler) abort(w http.ResponseWriter, r *http.Request) {
-	name := chi.URLParam(r, "name")
+	name := pathParam(r, "name")
 	note(r, "", name)
 	b, ok := h.readBody(w, r)
 	if !ok {
@@ -93,7 +88,7 @@ type searchResult struct {
 // (local) or the acquirer's (online) transaction history, as the terminal
 // answered it, card data masked.
 func (h *handler) search(w http.ResponseWriter, r *http.Request) {
-	name := chi.URLParam(r, "name")
+	name := pathParam(r, "name")
 	note(r, "", name)
 	b, ok := h.readBody(w, r)
 	if !ok {
@@ -110,8 +105,9 @@ func (h *handler) search(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !json.Valid(raw) {
-		raw = json.RawMessage("null")
+	if !json.Valid(raw) || string(bytes.TrimSpace(raw)) == "null" {
+		h.fail(w, r, &payment.Error{Code: payment.CodeTerminalError, Message: "the terminal's search answer is not a JSON value"})
+		return
 	}
 	writeJSON(w, http.StatusOK, marshal(searchResult{Terminal: name, Route: route, Source: q.Source, Result: raw}))
 }
