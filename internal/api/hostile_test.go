@@ -52,6 +52,10 @@ func TestHostileRequests(t *testing.T) {
 		return "POST /v1/charges " + proto + "\r\n" + hostLine + "Authorization: Bearer " + token + "\r\n" +
 			"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(valid)) + "\r\nConnection: close\r\n\r\n" + valid
 	}
+	big := `{"amount":{"subtotal_iva0":5},"metadata":{"x":"` + strings.Repeat("x", 5000) + `"}}`
+	chunked := "POST /v1/charges HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\nAuthorization: Bearer " + token + "\r\n" +
+		"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+		fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(big), big)
 	lastByte := token[:len(token)-1] + string(token[len(token)-1]+1)
 	deep := strings.Repeat(`{"a":`, 20) + "1" + strings.Repeat("}", 20)
 	metadata := make([]string, 21)
@@ -110,6 +114,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "Host :PORT", raw: wire(":"+port, false), status: 403, code: "forbidden"},
 		{name: "Host empty", raw: wire("", false), status: 403, code: "forbidden"},
 		{name: "no Host (HTTP/1.0)", raw: wire("", true), status: 403, code: "forbidden"},
+		{name: "huge chunked body", raw: chunked, status: 413, code: "request_too_large"},
 
 		// The bearer token.
 		{name: "no token", rq: request{Body: valid, Header: map[string]string{"Authorization": ""}}, status: 401, code: "unauthorized"},

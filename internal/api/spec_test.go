@@ -62,6 +62,40 @@ func TestValidatorIsNotBlind(t *testing.T) {
 	}
 }
 
+// TestRequestValidatorIsNotBlind: the check that every accepted request
+// matches the document must reject requests the document forbids.
+func TestRequestValidatorIsNotBlind(t *testing.T) {
+	s := loadSpec(t)
+	post := func(path, body string) request { return request{Method: http.MethodPost, Path: path, Body: body} }
+	for _, rq := range []request{
+		post("/v1/charges", `{"amount":{"subtotal_iva0":5}}`),
+		post("/v1/transactions/x/void", ""),
+		post("/v1/terminals/lane1/search", `{"source":"local","size":500}`),
+		{Method: http.MethodGet, Path: "/v1/transactions?limit=500&status=approved"},
+		{Method: http.MethodGet, Path: "/v1/transactions/x?wait=1m30s"},
+	} {
+		if err := s.requestProblem(rq); err != nil {
+			t.Errorf("%s %s: %v, want valid", rq.Method, rq.Path, err)
+		}
+	}
+	for _, rq := range []request{
+		post("/v1/charges", `{}`),
+		post("/v1/charges", `{"amount":{"subtotal_iva0":"5"}}`),
+		post("/v1/charges", `{"amount":{"subtotal_iva0":-5}}`),
+		post("/v1/charges", `{"amount":{"subtotal_iva0":5},"colour":1}`),
+		post("/v1/transactions/x/cancel", `{"amount":{"subtotal_iva0":5}}`),
+		post("/v1/terminals/lane1/search", `{"source":"cloud"}`),
+		post("/v1/terminals/lane1/abort", `{"force":true}`),
+		{Method: http.MethodGet, Path: "/v1/transactions?limit=501"},
+		{Method: http.MethodGet, Path: "/v1/transactions?status=paid"},
+		{Method: http.MethodGet, Path: "/v1/transactions/x?wait=soon"},
+	} {
+		if err := s.requestProblem(rq); err == nil {
+			t.Errorf("%s %s %s: the validator found nothing wrong", rq.Method, rq.Path, rq.Body)
+		}
+	}
+}
+
 // TestStatusTable pins the one table of HTTP statuses and checks it covers
 // exactly the error codes api/openapi.yaml lists.
 func TestStatusTable(t *testing.T) {
