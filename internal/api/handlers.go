@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -120,12 +122,12 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 			Message: "a POST body must be sent with Content-Type: application/json"})
 		return nil, false
 	}
-	max := h.cfg.MaxBodyBytes
-	if r.ContentLength > max {
+	limit := h.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
 		h.tooLarge(w, r)
 		return nil, false
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -289,13 +291,22 @@ func (h *handler) getTransaction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, marshal(rec.Transaction))
 }
 
-// parseWait reads a wait: a Go duration ("90s", "1m30s") or whole seconds.
+// waitRE is the form of ?wait= that api/openapi.yaml documents: whole
+// seconds, or a Go duration of unsigned decimal parts ("90s", "1m30s",
+// "1.5s"); time.ParseDuration alone would also take signs and ".5s".
+var waitRE = regexp.MustCompile(`^([0-9]+|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`)
+
+// parseWait reads a wait: whole seconds or a duration such as 1m30s.
 func parseWait(s string) (time.Duration, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
+	if !waitRE.MatchString(s) {
+		return 0, errors.New("bad wait")
+	}
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		const most = uint64(math.MaxInt64 / int64(time.Second))
+		return time.Duration(min(n, most)) * time.Second, nil // capped by MaxWait later
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
+	if err != nil {
 		return 0, errors.New("bad wait")
 	}
 	return d, nil

@@ -162,6 +162,8 @@ func TestHostileRequests(t *testing.T) {
 		// Other routes.
 		{name: "bad wait", rq: request{Method: http.MethodGet, Path: "/v1/transactions/" + chargeID + "?wait=banana"}, status: 400, code: "bad_request", field: "wait"},
 		{name: "negative wait", rq: request{Method: http.MethodGet, Path: "/v1/transactions/" + chargeID + "?wait=-5s"}, status: 400, code: "bad_request", field: "wait"},
+		{name: "signed wait", rq: request{Method: http.MethodGet, Path: "/v1/transactions/" + chargeID + "?wait=%2B5s"}, status: 400, code: "bad_request", field: "wait"},
+		{name: "huge wait", rq: request{Method: http.MethodGet, Path: "/v1/transactions/" + chargeID + "?wait=99999999999h"}, status: 400, code: "bad_request", field: "wait"},
 		{name: "wait twice", rq: request{Method: http.MethodGet, Path: "/v1/transactions/" + chargeID + "?wait=1s&wait=2s"}, status: 400, code: "bad_request", field: "wait"},
 		{name: "unknown transaction", rq: request{Method: http.MethodGet, Path: "/v1/transactions/" + newID()}, status: 404, code: "not_found"},
 		{name: "unknown list filter", rq: request{Method: http.MethodGet, Path: "/v1/transactions?colour=red"}, status: 400, code: "bad_request", field: "colour"},

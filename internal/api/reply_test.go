@@ -142,12 +142,12 @@ func TestGetWaitIsCapped(t *testing.T) {
 		return fakeRecord(id), nil
 	}}
 	s := startAPI(t, svc, func(c *api.Config) { c.MaxWait = 30 * time.Second })
-	for _, q := range []string{"", "?wait=0", "?wait=90", "?wait=1m30s", "?wait=1500ms"} {
+	for _, q := range []string{"", "?wait=0", "?wait=90", "?wait=1m30s", "?wait=1500ms", "?wait=99999999999999999999999"} {
 		if r := s.get(t, "/v1/transactions/x"+q); r.Status != http.StatusOK {
 			t.Fatalf("%s: got %d %s", q, r.Status, r.Body)
 		}
 	}
-	want := []time.Duration{0, 0, 30 * time.Second, 30 * time.Second, 1500 * time.Millisecond}
+	want := []time.Duration{0, 0, 30 * time.Second, 30 * time.Second, 1500 * time.Millisecond, 30 * time.Second}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("waits: got %v, want %v", got, want)
 	}
