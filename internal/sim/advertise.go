@@ -93,8 +93,12 @@ func (s *Sim) Advertise(addr net.Addr) error {
 	}
 	s.advert = srv
 	s.mu.Unlock()
+	names := make([]string, 0, len(ifaces))
+	for _, ifi := range ifaces {
+		names = append(names, ifi.Name)
+	}
 	s.log.Info().Str("service", ServiceType).Str("instance", a.Instance).Int("port", ta.Port).
-		Strs("ips", ips).Strs("interfaces", a.Interfaces).Msg("advertising by DNS-SD")
+		Strs("ips", ips).Strs("interfaces", names).Msg("advertising by DNS-SD")
 	return nil
 }
 
