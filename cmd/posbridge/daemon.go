@@ -295,12 +295,15 @@ func (d *daemon) Serve(ctx context.Context, notify notifier) error {
 	go notify.Watchdog(wctx, func() bool { return d.journal.Err() == nil })
 
 	var runErr error
+	drain := true
 	select {
 	case <-ctx.Done():
 		d.log.Info().Msg("stopping: signal")
 	case err := <-d.fatal:
-		runErr = err
-		d.log.Error().Err(err).Msg("stopping: an outcome could not be made durable")
+		// No fsync retry and no draining: the journal refuses writes now, and
+		// recovery settles every unfinished payment after the restart.
+		runErr, drain = err, false
+		d.log.Error().Err(err).Msg("stopping at once: an outcome could not be made durable")
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			runErr = fmt.Errorf("serve: %w", err)
@@ -308,17 +311,26 @@ func (d *daemon) Serve(ctx context.Context, notify notifier) error {
 	}
 	notify.Stopping()
 	stopWatchdog()
-	return errors.Join(runErr, d.Close())
+	return errors.Join(runErr, d.close(drain))
 }
 
 // Close stops the API (waiting for running calls to reach their durable
 // outcome, up to the response timeout), recovery, discovery and the journal.
-func (d *daemon) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Timeouts.Response+10*time.Second)
+func (d *daemon) Close() error { return d.close(true) }
+
+// close stops everything; without drain it does not wait for running calls.
+func (d *daemon) close(drain bool) error {
+	wait := d.cfg.Timeouts.Response + 10*time.Second
+	if !drain {
+		wait = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var errs []error
 	if d.server != nil {
-		if err := d.server.Shutdown(ctx); err != nil {
+		if !drain {
+			_ = d.server.Close()
+		} else if err := d.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("api: %w", err))
 		}
 	}
