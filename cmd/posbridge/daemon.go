@@ -160,6 +160,7 @@ func (d *daemon) Open(ctx context.Context, opts daemonOptions) (err error) {
 			ReverseAbandoned: cfg.Recovery.Abandoned == "reverse",
 			ClaimWindow:      cfg.Recovery.ClaimWindow,
 			Budget:           cfg.Recovery.Budget,
+			NotFoundGrace:    cfg.Recovery.NotFoundGrace,
 			BackoffMin:       cfg.Recovery.BackoffMin,
 			BackoffMax:       cfg.Recovery.BackoffMax,
 		},

@@ -133,6 +133,10 @@ type Recovery struct {
 	ClaimWindow time.Duration `mapstructure:"claim_window" yaml:"claim_window"`
 	// Budget is how long recovery keeps trying before needs_attention.
 	Budget time.Duration `mapstructure:"budget" yaml:"budget"`
+	// NotFoundGrace is added to timeouts.response: once a payment is that
+	// old, no terminal can still be working on it, so "not in the
+	// terminal's history" means it never ran (not_charged).
+	NotFoundGrace time.Duration `mapstructure:"not_found_grace" yaml:"not_found_grace"`
 	// Backoff bounds the wait between attempts.
 	BackoffMin time.Duration `mapstructure:"backoff_min" yaml:"backoff_min"`
 	BackoffMax time.Duration `mapstructure:"backoff_max" yaml:"backoff_max"`
@@ -166,14 +170,15 @@ func Default() Config {
 			Control:  15 * time.Second,
 		},
 		Recovery: Recovery{
-			ReverseDelay: time.Minute,
-			Abandoned:    "reverse",
-			ClaimWindow:  2 * time.Minute,
-			Budget:       30 * time.Minute,
-			BackoffMin:   2 * time.Second,
-			BackoffMax:   time.Minute,
-			Cutoff:       "23:30",
-			Timezone:     "America/Lima",
+			ReverseDelay:  time.Minute,
+			Abandoned:     "reverse",
+			ClaimWindow:   2 * time.Minute,
+			Budget:        30 * time.Minute,
+			NotFoundGrace: 10 * time.Second,
+			BackoffMin:    2 * time.Second,
+			BackoffMax:    time.Minute,
+			Cutoff:        "23:30",
+			Timezone:      "America/Lima",
 		},
 	}
 }
@@ -311,6 +316,9 @@ func (c *Config) Validate() error {
 	}
 	if r.Budget <= 0 {
 		bad("recovery.budget", "must be positive")
+	}
+	if r.NotFoundGrace <= 0 {
+		bad("recovery.not_found_grace", "must be positive")
 	}
 	if r.BackoffMin <= 0 || r.BackoffMax < r.BackoffMin {
 		bad("recovery.backoff_min", "must be positive and not above backoff_max")
