@@ -26,9 +26,9 @@ type testDaemon struct {
 	Cfg    *config.Config
 	Sim    *sim.Sim
 	SimLn  net.Listener
-	URL    string // http://127.0.0.1:PORT of the API
+	URL    string      // http://127.0.0.1:PORT of the API
 	Logs   *syncBuffer // defined in sim_test.go
-	Secret string // the terminal credential
+	Secret string      // the terminal credential
 
 	d      *daemon
 	cancel context.CancelFunc
