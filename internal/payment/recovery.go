@@ -15,10 +15,11 @@ import (
 
 // Failpoints of recovery.
 const (
-	FPRecoveryAfterAbort  = "recovery-after-abort"  // abort answered, nothing journaled yet
-	FPRecoveryAfterSearch = "recovery-after-search" // search answered, nothing journaled yet
-	FPRecoveryBeforeVoid  = "recovery-before-void"  // void intent durable, void not sent
-	FPRecoveryAfterVoid   = "recovery-after-void"   // void answered, outcome not journaled
+	FPRecoveryAfterAbort   = "recovery-after-abort"   // abort answered, nothing journaled yet
+	FPRecoveryAfterSearch  = "recovery-after-search"  // search answered, nothing journaled yet
+	FPRecoveryBeforeVoid   = "recovery-before-void"   // void intent durable, void not sent
+	FPRecoveryAfterVoid    = "recovery-after-void"    // void answered, outcome not journaled
+	FPRecoveryBeforeSettle = "recovery-before-settle" // settlement known (search, void, refund, reverse), not journaled
 )
 
 // RecoveryConfig configures how unknown outcomes are settled.
@@ -518,6 +519,7 @@ func (rc *recovery) reverse(ctx context.Context, r *Record, st *RecoveryState, n
 // POS gets from now on, and applies an approved follow-up to its original.
 func (rc *recovery) settle(ctx context.Context, r *Record, res *Result, now time.Time, how string) (time.Time, error) {
 	s := rc.s
+	failpoint.Inject(FPRecoveryBeforeSettle)
 	var final *Record
 	err := s.cfg.Journal.Update(ctx, func(tx Tx) error {
 		x, err := tx.Get(r.ID)

@@ -23,6 +23,7 @@ const (
 	FPAfterIntentCommit  = "after-intent-commit"  // intent durable, nothing sent
 	FPAfterAnswer        = "after-answer"         // terminal answered, outcome not yet written
 	FPAfterOutcomeCommit = "after-outcome-commit" // outcome durable, POS not yet answered
+	FPAfterClaimCommit   = "after-claim-commit"   // a POS claim durable, recovery not yet told, POS not yet answered
 )
 
 // TerminalInfo is what the lifecycle needs to know of a configured terminal.
@@ -721,6 +722,7 @@ func (s *Service) claim(ctx context.Context, id string) error {
 	if err != nil {
 		return journalUnavailable(id, err)
 	}
+	failpoint.Inject(FPAfterClaimCommit)
 	s.rec.schedule(id, now)
 	return nil
 }
