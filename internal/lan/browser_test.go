@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/posbridge/posbridge/internal/lan/lantest"
 )
 
 // recorder collects the updates a Browser reports.
@@ -166,12 +168,12 @@ func TestBrowserFollowsAddressChange(t *testing.T) {
 			})
 			advertiseAt := func(ip string) func() {
 				if tc.goodbye {
-					return advertise(t, "lane", svc, serial, ip, 6868).Shutdown
+					return advertise(t, "lane", svc, serial, ip, 6868)
 				}
-				h := startHelper(t, "", "advertise-proxy", "LAN_IFACE=lo", "LAN_IP="+ip, "LAN_HOST=pbt-host",
-					"LAN_INSTANCE=lane", "LAN_SERVICE="+svc, "LAN_SERIAL="+serial, "LAN_PORT=6868")
-				h.expect(t, "REGISTERED", findTimeout)
-				return h.kill
+				h := startHelper(t, "", lantest.RoleAdvertiseProxy, append(lantest.AdvertiserEnv("lane", svc, serial, 6868),
+					lantest.EnvIface+"=lo", lantest.EnvIP+"="+ip, lantest.EnvHost+"=pbt-host")...)
+				h.Expect(t, "REGISTERED", findTimeout)
+				return h.Kill
 			}
 
 			stop := advertiseAt("127.0.0.1")
