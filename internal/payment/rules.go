@@ -78,96 +78,109 @@ func authorized(o *Record) money.Decimal {
 }
 
 // checkFollowUp validates a follow-up request against its original at time
-// now and returns the terminal request to send. Errors are *Error with codes
-// not_found, invalid_state or validation_failed.
-func checkFollowUp(req Request, o *Record, now time.Time, p Policy) (TerminalRequest, error) {
-	tr := TerminalRequest{Operation: req.Operation, ID: req.ID, Reference: o.Reference, Amount: req.Amount}
+// now and returns the terminal request to send and the amount to record
+// (they differ only for a refund of what remains, which the terminal is
+// asked for without an amount). Errors are *Error with codes not_found,
+// invalid_state or validation_failed.
+func checkFollowUp(req Request, o *Record, now time.Time, p Policy) (TerminalRequest, *Amount, error) {
+	tr, recorded, err := followUp(req, o, now, p)
+	if recorded == nil {
+		recorded = tr.Amount
+	}
+	return tr, recorded, err
+}
+
+func followUp(req Request, o *Record, now time.Time, p Policy) (tr TerminalRequest, recorded *Amount, err error) {
+	tr = TerminalRequest{Operation: req.Operation, ID: req.ID, Reference: o.Reference, Amount: req.Amount}
 	state := func(format string, args ...any) error {
 		e := Errorf(CodeInvalidState, format, args...)
 		e.ID = req.ID
 		return e
 	}
 	if o.Reference == "" {
-		return tr, state("original %s has no transaction_reference (status %s)", o.ID, o.Status)
+		return tr, nil, state("original %s has no transaction_reference (status %s)", o.ID, o.Status)
 	}
 	switch req.Operation {
 	case OpCapture:
 		if o.Operation != OpAuthorization {
-			return tr, state("only an authorization can be captured; %s is a %s", o.ID, o.Operation)
+			return tr, nil, state("only an authorization can be captured; %s is a %s", o.ID, o.Operation)
 		}
 		if o.Status == StatusCaptured {
-			return tr, state("authorization %s is already captured: one capture per authorization", o.ID)
+			return tr, nil, state("authorization %s is already captured: one capture per authorization", o.ID)
 		}
 		if o.Status != StatusApproved {
-			return tr, state("authorization %s is %s, not approved", o.ID, o.Status)
+			return tr, nil, state("authorization %s is %s, not approved", o.ID, o.Status)
 		}
 		validity := creditHoldValidity
 		if o.Card != nil && o.Card.Type == "debit" {
 			validity = debitHoldValidity
 		}
 		if now.After(approvedAt(o).Add(validity)) {
-			return tr, state("authorization %s expired on %s", o.ID, approvedAt(o).Add(validity).Format(time.RFC3339))
+			return tr, nil, state("authorization %s expired on %s", o.ID, approvedAt(o).Add(validity).Format(time.RFC3339))
 		}
 		if req.Amount == nil {
-			return tr, fieldError("amount", "a capture needs an amount")
+			return tr, nil, fieldError("amount", "a capture needs an amount")
 		}
 		limit := authorized(o).Percent(captureLimitPercent)
 		if req.Amount.Total().Cmp(limit) > 0 {
-			return tr, fieldError("amount", fmt.Sprintf("capture %s exceeds 110%% of the authorized %s (at most %s)",
+			return tr, nil, fieldError("amount", fmt.Sprintf("capture %s exceeds 110%% of the authorized %s (at most %s)",
 				req.Amount.Total(), authorized(o), limit))
 		}
 	case OpReauthorization:
 		if o.Operation != OpAuthorization || o.Status != StatusApproved {
-			return tr, state("only an approved, uncaptured authorization can be re-authorized; %s is a %s %s", o.ID, o.Status, o.Operation)
+			return tr, nil, state("only an approved, uncaptured authorization can be re-authorized; %s is a %s %s", o.ID, o.Status, o.Operation)
 		}
 		if req.Amount == nil {
-			return tr, fieldError("amount", "a re-authorization needs an amount (subtotal_iva0 0 only extends validity)")
+			return tr, nil, fieldError("amount", "a re-authorization needs an amount (subtotal_iva0 0 only extends validity)")
 		}
 	case OpTip:
 		if (o.Operation != OpCharge && o.Operation != OpAuthorization) || o.Status != StatusApproved {
-			return tr, state("a tip needs an approved charge or authorization; %s is a %s %s", o.ID, o.Status, o.Operation)
+			return tr, nil, state("a tip needs an approved charge or authorization; %s is a %s %s", o.ID, o.Status, o.Operation)
 		}
 		if req.Amount == nil {
-			return tr, fieldError("amount.tip", "a tip operation needs amount.tip greater than 0")
+			return tr, nil, fieldError("amount.tip", "a tip operation needs amount.tip greater than 0")
 		}
 	case OpVoid:
 		if req.Amount != nil {
-			return tr, fieldError("amount", "a void takes no amount: it voids the whole original")
+			return tr, nil, fieldError("amount", "a void takes no amount: it voids the whole original")
 		}
 		switch {
 		case o.Operation != OpCharge && o.Operation != OpAuthorization && o.Operation != OpCapture:
-			return tr, state("a %s cannot be voided", o.Operation)
+			return tr, nil, state("a %s cannot be voided", o.Operation)
 		case o.Status != StatusApproved:
-			return tr, state("%s is %s: only an approved transaction can be voided", o.ID, o.Status)
+			return tr, nil, state("%s is %s: only an approved transaction can be voided", o.ID, o.Status)
 		}
 		opens, closes := p.VoidWindow(approvedAt(o))
 		if now.Before(opens) {
-			return tr, state("a void of %s is possible from %s (at least %s after approval)", o.ID, opens.Format(time.RFC3339), p.VoidDelay)
+			return tr, nil, state("a void of %s is possible from %s (at least %s after approval)", o.ID, opens.Format(time.RFC3339), p.VoidDelay)
 		}
 		if !now.Before(closes) {
-			return tr, state("the void window of %s closed at the processor cutoff %s: refund it instead", o.ID, closes.Format(time.RFC3339))
+			return tr, nil, state("the void window of %s closed at the processor cutoff %s: refund it instead", o.ID, closes.Format(time.RFC3339))
 		}
 	case OpRefund:
 		if o.Operation != OpCharge && o.Operation != OpCapture {
-			return tr, state("only a charge or a capture can be refunded; %s is a %s (refund its capture)", o.ID, o.Operation)
+			return tr, nil, state("only a charge or a capture can be refunded; %s is a %s (refund its capture)", o.ID, o.Operation)
 		}
 		if o.Status != StatusApproved && o.Status != StatusPartiallyRefunded {
-			return tr, state("%s is %s: nothing to refund", o.ID, o.Status)
+			return tr, nil, state("%s is %s: nothing to refund", o.ID, o.Status)
 		}
 		left := refundable(o)
 		if req.Amount == nil {
-			if o.RefundedAmount != nil && !o.RefundedAmount.IsZero() {
-				return tr, fieldError("amount", fmt.Sprintf("%s is partially refunded: give the amount (at most %s)", o.ID, left))
+			// The terminal refunds what remains when the refund carries no
+			// amount (charge, tips, minus earlier refunds); the record shows
+			// the original's breakdown when that is what remains.
+			a := Amount{SubtotalIVA0: left}
+			if left.Cmp(o.Amount.Total()) == 0 {
+				a = o.Amount.clone()
 			}
-			a := o.Amount.clone()
-			tr.Amount = &a
+			return tr, &a, nil
 		} else if req.Amount.Total().Cmp(left) > 0 {
-			return tr, fieldError("amount", fmt.Sprintf("refund %s exceeds the %s that remains of %s", req.Amount.Total(), left, o.ID))
+			return tr, nil, fieldError("amount", fmt.Sprintf("refund %s exceeds the %s that remains of %s", req.Amount.Total(), left, o.ID))
 		}
 	default:
-		return tr, Errorf(CodeValidation, "%s is not a follow-up operation", req.Operation)
+		return tr, nil, Errorf(CodeValidation, "%s is not a follow-up operation", req.Operation)
 	}
-	return tr, nil
+	return tr, nil, nil
 }
 
 // applyFollowUp records the effect of an approved follow-up f on its original

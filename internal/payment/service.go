@@ -424,13 +424,14 @@ func (s *Service) execute(ctx context.Context, c *call, req Request, prev *Recor
 	log := s.log.With().Str("client_transaction_id", req.ID).Str("terminal", req.Terminal).
 		Str("operation", string(req.Operation)).Logger()
 	tr := TerminalRequest{Operation: req.Operation, ID: req.ID, Amount: req.Amount, Metadata: req.Metadata}
+	recorded := req.Amount
 	if req.Operation.FollowUp() {
 		// The terminal lock is held: the original cannot change under us.
 		o, err := s.cfg.Journal.Get(ctx, req.OriginalID)
 		if err != nil {
 			return nil, journalUnavailable(req.ID, err)
 		}
-		if tr, err = checkFollowUp(req, o, s.cfg.Now(), s.cfg.Policy); err != nil {
+		if tr, recorded, err = checkFollowUp(req, o, s.cfg.Now(), s.cfg.Policy); err != nil {
 			return nil, err
 		}
 		tr.Metadata = req.Metadata
@@ -449,7 +450,7 @@ func (s *Service) execute(ctx context.Context, c *call, req Request, prev *Recor
 				next = prev.Clone()
 				next.Retryable = false
 			} else {
-				next = newRecord(req, c.hash, tr.Amount, now)
+				next = newRecord(req, c.hash, recorded, now)
 				next.Currency = s.terminals[req.Terminal].Currency
 			}
 			next.Route = route

@@ -459,3 +459,30 @@ func TestCancelVoidsInsideTheWindowAndRefundsAfterIt(t *testing.T) {
 		t.Fatalf("cancel retry: got %v %v, want the stored reply", again, err)
 	}
 }
+
+func TestRefundWithoutAmountRefundsWhatRemains(t *testing.T) {
+	h := newHarness(t)
+	sale := uuid.NewString()
+	decodeTx(t, mustExecute(t, h, charge(sale, "30")))
+	tip := money.MustParse("4.5")
+	decodeTx(t, mustExecute(t, h, followUp(payment.OpTip, uuid.NewString(), sale, &payment.Amount{Tip: &tip})))
+	decodeTx(t, mustExecute(t, h, followUp(payment.OpRefund, uuid.NewString(), sale, amt("10"))))
+
+	// cancel after the cutoff: a refund of what remains (30 + 4.5 - 10), asked of the terminal without an amount.
+	h.clock.Add(12 * time.Hour)
+	rep, err := h.svc.Cancel(context.Background(), payment.Request{ID: uuid.NewString(), OriginalID: sale}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := decodeTx(t, rep)
+	if tx.Operation != payment.OpRefund || tx.Amount.Total().String() != "24.5" {
+		t.Fatalf("cancel: got %s of %s, want a refund of 24.5", tx.Operation, tx.Amount.Total())
+	}
+	calls := h.gw.calls()
+	if last := calls[len(calls)-1]; last.Operation != payment.OpRefund || last.Amount != nil {
+		t.Errorf("terminal refund: got %+v, want no amount (refund what remains)", last)
+	}
+	if r := h.record(t, sale); r.Status != payment.StatusRefunded || r.RefundedAmount.String() != "34.5" {
+		t.Errorf("sale: got %s refunded %v, want refunded 34.5", r.Status, r.RefundedAmount)
+	}
+}
