@@ -116,13 +116,17 @@ func startDevSim(cfg *config.Config, addr string, log zerolog.Logger) (stop func
 		return nil, nil, err
 	}
 	secret := hex.EncodeToString(buf)
+	voidWait := cfg.Recovery.ReverseDelay
+	if voidWait == 0 {
+		voidWait = -1 // sim.Config: zero means its default, negative means none
+	}
 	s, err := sim.New(sim.Config{
 		Serial:      t.Serial,
 		Auth:        hmac.Mode(t.Auth),
 		Credential:  hmac.Credential{Secret: secret, Serial: t.Serial},
 		Currency:    money.Currency(t.Currency),
 		ThinkTime:   3 * time.Second,
-		VoidMinWait: cfg.Recovery.ReverseDelay,
+		VoidMinWait: voidWait,
 		Logger:      log.With().Str(logComponent, "sim").Logger(),
 	})
 	if err != nil {
