@@ -43,12 +43,13 @@ type TerminalConfig struct {
 // concurrent use: an Abort or a Status may run while a Send is in flight.
 //
 // Health per terminal: the route in use, the LAN address and whether the LAN
-// is up, when the terminal last answered, the last round trip per route and
-// the last error. The LAN goes down when it cannot be connected (an
-// operation is then sent on the cloud) and up again when it answers, when a
-// new address is set, or when MarkLANUp says so: MarkLANUp and MarkLANDown are
-// the seam for background probing and failback, which the Gateway does not
-// do itself.
+// is up, when the terminal last answered, the last round trip per route,
+// the last LAN probe and the last error. The LAN goes down when it cannot be
+// connected (an operation is then sent on the cloud, or a probe fails) and up
+// again when it answers, when a new address is set, when a probe of the
+// current address connects (NoteLANProbe), or when MarkLANUp says so:
+// NoteLANProbe, MarkLANUp and MarkLANDown are the seam for background probing
+// and failback, which the Gateway does not do itself.
 type Gateway struct {
 	now     func() time.Time
 	observe func(string, payment.Route, Endpoint, time.Duration, error)
@@ -74,6 +75,8 @@ type term struct {
 	lastErr   string
 	lastErrAt time.Time
 	errRoute  payment.Route
+	probedAt  time.Time     // end of the last probe of lanAddr
+	probeRTT  time.Duration // connect time of the last probe of lanAddr that connected
 }
 
 // TerminalStatus is a snapshot of one terminal's routes.
@@ -95,6 +98,12 @@ type TerminalStatus struct {
 	LastError      string                          `json:"last_error,omitempty"`
 	LastErrorAt    time.Time                       `json:"last_error_at,omitzero"`
 	LastErrorRoute payment.Route                   `json:"last_error_route,omitempty"`
+	// LANProbedAt is when the last health probe of the current LAN address
+	// ended (zero: none since the address was set), and LANProbeRoundTrip
+	// the connect time of the last probe of it that connected: a cheap
+	// round trip, unlike a charge's, which includes the customer.
+	LANProbedAt       time.Time     `json:"lan_probed_at,omitzero"`
+	LANProbeRoundTrip time.Duration `json:"lan_probe_round_trip,omitempty"`
 }
 
 // NewGateway returns a Gateway over cfg's terminals. It fails on an empty
@@ -158,6 +167,7 @@ func (t *term) setLAN(hostport string) error {
 		return err
 	}
 	t.lan, t.lanAddr, t.lanUp = c, hostport, true
+	t.probedAt, t.probeRTT = time.Time{}, 0
 	return nil
 }
 
@@ -213,6 +223,38 @@ func (g *Gateway) MarkLANDown(name string, err error) {
 	}
 }
 
+// NoteLANProbe records a health probe of a terminal's LAN route: a TCP
+// connect to address that ended after rtt, with err nil when the connection
+// was accepted. It counts only while address is still the terminal's LAN
+// address: a probe of an address that discovery has since replaced says
+// nothing about the new one, and is ignored (false). A probe that connected
+// marks the LAN up, so the next operation tries it first (failback), and is
+// kept as LANProbeRoundTrip; one that did not marks the LAN down, as an
+// operation that could not connect does, and records err. It returns true
+// when the probe brought the LAN back up. Unknown names are ignored. Safe
+// for concurrent use.
+func (g *Gateway) NoteLANProbe(name, address string, rtt time.Duration, err error) (back bool) {
+	t := g.terms[name]
+	if t == nil || address == "" {
+		return false
+	}
+	now := g.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if address != t.lanAddr {
+		return false
+	}
+	t.probedAt = now
+	if err != nil {
+		t.lanUp = false
+		t.noteErr(payment.RouteLAN, err, now)
+		return false
+	}
+	back = !t.lanUp
+	t.lanUp, t.probeRTT = true, rtt
+	return back
+}
+
 // Status returns a snapshot of every terminal's routes, in configuration
 // order. Safe for concurrent use.
 func (g *Gateway) Status() []TerminalStatus {
@@ -223,6 +265,7 @@ func (g *Gateway) Status() []TerminalStatus {
 			Name: t.name, Serial: t.serial, Route: t.inUse, LANAddress: t.lanAddr,
 			LANUp: t.lan != nil && t.lanUp, Cloud: t.cloud != nil, LastSeen: t.lastSeen,
 			LastError: t.lastErr, LastErrorAt: t.lastErrAt, LastErrorRoute: t.errRoute,
+			LANProbedAt: t.probedAt, LANProbeRoundTrip: t.probeRTT,
 		}
 		if len(t.rtt) > 0 {
 			s.RoundTrip = make(map[payment.Route]time.Duration, len(t.rtt))

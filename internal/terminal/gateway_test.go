@@ -528,6 +528,73 @@ func TestGatewayMarkLAN(t *testing.T) {
 	g.MarkLANDown("nobody", nil)
 }
 
+// TestGatewayNoteLANProbe: the background prober's results. A probe of the
+// current address that connects brings the LAN back (failback) and keeps
+// its round trip; one that fails takes it down; a probe of an address
+// discovery has since replaced counts for nothing.
+func TestGatewayNoteLANProbe(t *testing.T) {
+	lan := newFakeTerminal(t, mustVerifier(t, hmac.ModeHMAC, false), approving)
+	cloud := newFakeTerminal(t, mustVerifier(t, hmac.ModeHMAC, false), approving)
+	g := newTestGateway(t, gwOptions{lanAddr: lan.hostport(), cloudURL: cloud.cloudURL()})
+	refused := errors.New("connect: connection refused")
+	steps := []struct {
+		name      string
+		address   string
+		rtt       time.Duration
+		err       error
+		wantBack  bool
+		wantUp    bool
+		wantRTT   time.Duration
+		wantPlan  string // routes beforeSend sees for the next charge
+		wantError string // substring of LastError
+	}{
+		{"up, probe connects", lan.hostport(), 3 * time.Millisecond, nil, false, true, 3 * time.Millisecond, "[lan]", ""},
+		{"probe fails", lan.hostport(), 0, refused, false, false, 3 * time.Millisecond, "[cloud]", "connection refused"},
+		{"failed again", lan.hostport(), 0, refused, false, false, 3 * time.Millisecond, "[cloud]", "connection refused"},
+		{"stale address connects", "192.0.2.99:6868", time.Millisecond, nil, false, false, 3 * time.Millisecond, "[cloud]", "connection refused"},
+		{"back", lan.hostport(), 2 * time.Millisecond, nil, true, true, 2 * time.Millisecond, "[lan]", "connection refused"},
+		{"no address", "", time.Millisecond, nil, false, true, 2 * time.Millisecond, "[lan]", "connection refused"},
+	}
+	var lastProbe time.Time
+	for i, st := range steps {
+		back := g.NoteLANProbe("lane1", st.address, st.rtt, st.err)
+		if back != st.wantBack {
+			t.Errorf("%s: NoteLANProbe got %v, want %v", st.name, back, st.wantBack)
+		}
+		s := status1(t, g)
+		if s.LANUp != st.wantUp || s.LANProbeRoundTrip != st.wantRTT || !strings.Contains(s.LastError, st.wantError) {
+			t.Errorf("%s: got up=%v probe rtt=%v last error %q, want up=%v rtt=%v error containing %q",
+				st.name, s.LANUp, s.LANProbeRoundTrip, s.LastError, st.wantUp, st.wantRTT, st.wantError)
+		}
+		counted := st.address == lan.hostport()
+		if counted && !s.LANProbedAt.After(lastProbe) {
+			t.Errorf("%s: LANProbedAt got %v, want it later than %v", st.name, s.LANProbedAt, lastProbe)
+		}
+		if !counted && !s.LANProbedAt.Equal(lastProbe) {
+			t.Errorf("%s: LANProbedAt got %v, want it unchanged (%v)", st.name, s.LANProbedAt, lastProbe)
+		}
+		lastProbe = s.LANProbedAt
+		var log routeLog
+		if _, err := g.Send(context.Background(), "lane1", chargeReq(fmt.Sprintf("id-%d", i)), log.before); err != nil {
+			t.Fatalf("%s: charge: %v", st.name, err)
+		}
+		if got := log.got(); got != st.wantPlan {
+			t.Errorf("%s: beforeSend got %s, want %s", st.name, got, st.wantPlan)
+		}
+	}
+
+	// A new address forgets the old address's probe.
+	if err := g.SetLANAddress("lane1", closedAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	if s := status1(t, g); !s.LANProbedAt.IsZero() || s.LANProbeRoundTrip != 0 {
+		t.Errorf("after a new address: got probed at %v rtt %v, want none", s.LANProbedAt, s.LANProbeRoundTrip)
+	}
+	if g.NoteLANProbe("nobody", lan.hostport(), time.Millisecond, nil) {
+		t.Error("NoteLANProbe of an unknown terminal: got true, want false")
+	}
+}
+
 // TestGatewayConcurrent: addresses change while operations, aborts and
 // status snapshots run (go test -race).
 func TestGatewayConcurrent(t *testing.T) {
