@@ -115,9 +115,19 @@ type RawAPI struct {
 
 // Timeouts of terminal calls.
 type Timeouts struct {
-	Connect  time.Duration `mapstructure:"connect" yaml:"connect"`
-	Response time.Duration `mapstructure:"response" yaml:"response"` // blocking payment operations
-	Control  time.Duration `mapstructure:"control" yaml:"control"`   // abort and searches
+	// Connect bounds getting a connection on the cloud route and to
+	// Kushki's raw API: dial, proxy CONNECT and TLS handshake across the
+	// Internet.
+	Connect time.Duration `mapstructure:"connect" yaml:"connect"`
+	// LANConnect bounds the TCP connect to a terminal's LAN API, and the
+	// LAN health probe. It is short because it is on the path of a
+	// failover: when a LAN silently drops packets, the next operation waits
+	// this long before it may go over the cloud. A LAN connect takes
+	// milliseconds; 1.5 s still rides out one lost SYN (Linux resends it
+	// after 1 s).
+	LANConnect time.Duration `mapstructure:"lan_connect" yaml:"lan_connect"`
+	Response   time.Duration `mapstructure:"response" yaml:"response"` // blocking payment operations
+	Control    time.Duration `mapstructure:"control" yaml:"control"`   // abort and searches
 }
 
 // Recovery configures how unknown outcomes are settled.
@@ -165,9 +175,10 @@ func Default() Config {
 		},
 		Cloud: Cloud{Environment: "off"},
 		Timeouts: Timeouts{
-			Connect:  3 * time.Second,
-			Response: 120 * time.Second,
-			Control:  15 * time.Second,
+			Connect:    3 * time.Second,
+			LANConnect: 1500 * time.Millisecond,
+			Response:   120 * time.Second,
+			Control:    15 * time.Second,
 		},
 		Recovery: Recovery{
 			ReverseDelay:  time.Minute,
@@ -294,6 +305,9 @@ func (c *Config) Validate() error {
 
 	if c.Timeouts.Connect <= 0 || c.Timeouts.Connect > time.Minute {
 		bad("timeouts.connect", "%v is outside (0, 1m]", c.Timeouts.Connect)
+	}
+	if c.Timeouts.LANConnect <= 0 || c.Timeouts.LANConnect > time.Minute {
+		bad("timeouts.lan_connect", "%v is outside (0, 1m]", c.Timeouts.LANConnect)
 	}
 	if c.Timeouts.Response < 5*time.Second {
 		bad("timeouts.response", "%v is too short for a customer to pay (at least 5s; 120s is usual)", c.Timeouts.Response)

@@ -50,6 +50,8 @@ func TestValidateNamesTheBadKey(t *testing.T) {
 		{"cloud environment", func(c *Config) { c.Cloud.Environment = "staging" }, "cloud.environment"},
 		{"cloud base url", func(c *Config) { c.Cloud.BaseURL = "ftp://x" }, "cloud.base_url"},
 		{"connect timeout", func(c *Config) { c.Timeouts.Connect = 0 }, "timeouts.connect"},
+		{"lan connect timeout zero", func(c *Config) { c.Timeouts.LANConnect = 0 }, "timeouts.lan_connect: 0s is outside"},
+		{"lan connect timeout too long", func(c *Config) { c.Timeouts.LANConnect = 2 * time.Minute }, "timeouts.lan_connect: 2m0s is outside"},
 		{"response timeout", func(c *Config) { c.Timeouts.Response = time.Second }, "timeouts.response"},
 		{"abandoned policy", func(c *Config) { c.Recovery.Abandoned = "ignore" }, "recovery.abandoned"},
 		{"budget", func(c *Config) { c.Recovery.Budget = 0 }, "recovery.budget"},
