@@ -288,6 +288,7 @@ func (h *handler) getTransaction(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, journalRead(err))
 		return
 	}
+	note(r, "", rec.Terminal) // for the access log: a payment line names its terminal
 	writeJSON(w, http.StatusOK, marshal(rec.Transaction))
 }
 
@@ -397,6 +398,7 @@ func (h *handler) listTransactions(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, journalRead(err))
 			return
 		case matches(rec, f):
+			note(r, "", rec.Terminal)
 			out.Transactions = append(out.Transactions, rec.Transaction)
 		}
 		writeJSON(w, http.StatusOK, marshal(out))
