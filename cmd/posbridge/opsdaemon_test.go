@@ -382,6 +382,7 @@ func opsStatusIs(st payment.Status) func(payment.Transaction) bool {
 type opsRun struct {
 	charge, auth, capture, tip, declined, voided, void, refund, leak, failed, claimed, attention string
 	tickets                                                                                      []string
+	search                                                                                       []byte // the answer to a search the terminal answered with leak_pan
 }
 
 func opsNewID() string { return uuid.NewString() }
@@ -473,13 +474,15 @@ func (s *opsStack) scenario() opsRun {
 		t.Fatalf("leak_pan charge: got status %s, want approved", tr.Status)
 	}
 	ticket(tr)
-	if a := s.do(http.MethodPost, "/v1/terminals/lane1/search", `{"source":"local"}`); a.status != http.StatusOK {
+	a := s.do(http.MethodPost, "/v1/terminals/lane1/search", `{"source":"local"}`)
+	if a.status != http.StatusOK {
 		t.Fatalf("search: got HTTP %d %s, want 200", a.status, a.body)
 	}
+	run.search = a.body
 
 	if _, ok := s.lanes["lane2"]; ok {
 		run.failed = opsNewID()
-		a := charge(run.failed, "lane2", "11")
+		a = charge(run.failed, "lane2", "11")
 		if a.status != http.StatusBadGateway {
 			t.Fatalf("charge with a refused credential: got HTTP %d %s, want 502", a.status, a.body)
 		}
