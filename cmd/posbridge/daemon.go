@@ -99,7 +99,7 @@ func (d *daemon) Open(ctx context.Context, opts daemonOptions) (err error) {
 			Name: t.Name, Serial: t.Serial, LANAddress: t.LANAddress,
 			LAN: terminal.ClientConfig{
 				Signer:          signer,
-				ConnectTimeout:  cfg.Timeouts.Connect,
+				ConnectTimeout:  cfg.Timeouts.LANConnect,
 				ResponseTimeout: cfg.Timeouts.Response,
 				ControlTimeout:  cfg.Timeouts.Control,
 				OnWrote:         onWrote,
@@ -113,6 +113,8 @@ func (d *daemon) Open(ctx context.Context, opts daemonOptions) (err error) {
 			}
 			cc := tc.LAN
 			cc.BaseURL, cc.Kind = base, terminal.Cloud
+			// Across the Internet, with a TLS handshake: its own budget.
+			cc.ConnectTimeout = cfg.Timeouts.Connect
 			tc.Cloud = &cc
 		}
 		terms = append(terms, tc)
@@ -235,42 +237,98 @@ func needsDiscovery(cfg *config.Config) bool {
 }
 
 // onLANUpdate hands an address found by discovery (or remembered) to the
-// gateway. lan does not import terminal: this is where they meet.
+// gateway. lan does not import terminal: this is where they meet. A new
+// address is assumed up, so a terminal that moved (DHCP) is followed by the
+// next operation.
 func (d *daemon) onLANUpdate(u lan.Update) {
 	if u.Name == "" {
 		return
+	}
+	var prev string
+	for _, st := range d.gateway.Status() {
+		if st.Name == u.Name {
+			prev = st.LANAddress
+		}
 	}
 	if err := d.gateway.SetLANAddress(u.Name, u.Address); err != nil {
 		d.log.Warn().Err(err).Str("terminal", u.Name).Msg("lan address")
 		return
 	}
-	d.log.Info().Str("terminal", u.Name).Str("address", u.Address).Str("source", string(u.Source)).Msg("lan address")
+	d.log.Info().Str("terminal", u.Name).Str("address", u.Address).Str("previous", prev).
+		Str("source", string(u.Source)).Msg("lan address")
 	d.svc.Kick()
 }
 
-// probeLAN checks the LAN route of every terminal that fell back to the
-// cloud and fails back when it answers again.
+// probeLAN runs every discovery.probe_interval until ctx ends. It probes the
+// LAN route of every terminal whose LAN is down (a TCP connect bounded by
+// timeouts.lan_connect, all terminals at once) and hands the result to the
+// gateway, which fails back when the current address connects and keeps the
+// probe's round trip. While some discovered LAN stays down it also asks
+// discovery to browse again, since the terminal may have moved (DHCP) and
+// zeroconf reports an instance only once per browse: at once, then at
+// intervals doubling up to discovery.interval (RFC 6762 §5.2 asks continuous
+// queries to back off).
 func (d *daemon) probeLAN(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Discovery.ProbeInterval)
 	defer t.Stop()
+	var (
+		nextRescan time.Time
+		rescanWait time.Duration // 0 while every LAN is up
+	)
+	probe := func(st terminal.TerminalStatus) {
+		pctx, cancel := context.WithTimeout(ctx, d.cfg.Timeouts.LANConnect)
+		start := time.Now()
+		err := lan.Probe(pctx, st.LANAddress)
+		rtt := time.Since(start)
+		cancel()
+		if ctx.Err() != nil {
+			return // stopping: says nothing about the LAN
+		}
+		if d.gateway.NoteLANProbe(st.Name, st.LANAddress, rtt, err) {
+			d.log.Info().Str("terminal", st.Name).Str("address", st.LANAddress).Dur("probe_round_trip", rtt).
+				Msg("lan route is back: failing back")
+			d.svc.Kick()
+		} else if err != nil {
+			d.log.Debug().Err(err).Str("terminal", st.Name).Msg("lan route still down")
+		}
+	}
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
+		var down []terminal.TerminalStatus
 		for _, st := range d.gateway.Status() {
-			if st.LANUp || st.LANAddress == "" {
+			if !st.LANUp && st.LANAddress != "" {
+				down = append(down, st)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, st := range down {
+			wg.Add(1)
+			go func() { defer wg.Done(); probe(st) }()
+		}
+		wg.Wait()
+
+		lost := false // a discovered (not static) LAN still down
+		for _, st := range d.gateway.Status() {
+			if d.browser == nil || st.LANUp || st.LANAddress == "" {
 				continue
 			}
-			pctx, cancel := context.WithTimeout(ctx, d.cfg.Timeouts.Connect)
-			err := lan.Probe(pctx, st.LANAddress)
-			cancel()
-			if err == nil {
-				d.gateway.MarkLANUp(st.Name)
-				d.log.Info().Str("terminal", st.Name).Str("address", st.LANAddress).Msg("lan route is back: failing back")
-				d.svc.Kick()
+			if bs, ok := d.browser.Lookup(st.Serial); ok && bs.Source != lan.SourceStatic {
+				lost = true
 			}
+		}
+		switch {
+		case !lost:
+			rescanWait = 0
+		case rescanWait == 0 || !now.Before(nextRescan):
+			d.browser.Rescan()
+			rescanWait = min(max(2*rescanWait, d.cfg.Discovery.ProbeInterval), d.cfg.Discovery.Interval)
+			nextRescan = now.Add(rescanWait)
+			d.log.Debug().Dur("next_in", rescanWait).Msg("lan route down: browsing DNS-SD again")
 		}
 	}
 }
