@@ -201,10 +201,19 @@ func redactURL(s string) string {
 		}
 		return s
 	}
-	if _, has := u.User.Password(); has {
-		return u.Redacted()
+	if _, has := u.User.Password(); !has {
+		return s
 	}
-	return s
+	// Mask the password in the text itself: re-encoding the URL would turn
+	// a {serial} placeholder into %7Bserial%7D.
+	scheme, rest, _ := strings.Cut(s, "://")
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	user, _, _ := strings.Cut(authority[:at], ":")
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // configKeys returns every leaf key of the configuration ("log.level"),
