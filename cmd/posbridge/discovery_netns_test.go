@@ -225,7 +225,10 @@ func TestRoutingBlackholeFailoverNetns(t *testing.T) {
 
 	lantest.IP(t, "-n", r.pair.A, "link", "set", r.pair.VethA, "up")
 	back := time.Now()
-	up := rtWaitFor(t, "failback", routingTimeout, func() bool { return r.api.terminal(t).LAN.Up })
+	up := rtWaitFor(t, "failback", routingTimeout, func() bool {
+		time.Sleep(10 * time.Millisecond) // every poll dials into B on a new thread: go easy
+		return r.api.terminal(t).LAN.Up
+	})
 	status, tx = r.api.charge(t, ids[3])
 	if status != http.StatusOK || tx.Route != "lan" || tx.routes() != "lan lan" {
 		t.Fatalf("charge after the link came back: got %d %+v, want approved over lan", status, tx)

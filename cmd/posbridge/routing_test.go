@@ -52,6 +52,7 @@ type rtDoor struct {
 
 	mu      sync.Mutex
 	srv     *http.Server
+	served  chan struct{} // closed when srv's Serve has returned
 	counts  map[string]int
 	arrived map[string]time.Time // latest arrival per endpoint
 }
@@ -68,10 +69,14 @@ func rtOpenDoor(t *testing.T, name string, s *sim.Sim, ln net.Listener) *rtDoor 
 
 func (d *rtDoor) serve(ln net.Listener) {
 	srv := &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
 	d.mu.Lock()
-	d.srv = srv
+	d.srv, d.served = srv, served
 	d.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
 }
 
 func (d *rtDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -83,12 +88,14 @@ func (d *rtDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.handler.ServeHTTP(w, r)
 }
 
-// shut closes the listener and every connection: the address refuses.
+// shut closes the listener and every connection, and waits for the server
+// to stop: the address refuses.
 func (d *rtDoor) shut() {
 	d.mu.Lock()
-	srv := d.srv
+	srv, served := d.srv, d.served
 	d.mu.Unlock()
 	_ = srv.Close()
+	<-served
 }
 
 // reopen listens on the door's address again.
