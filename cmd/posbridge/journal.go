@@ -162,16 +162,16 @@ type journalFlags struct {
 }
 
 func newJournalFlags(sub, usage string, withAPI bool) *journalFlags {
-	fs := pflag.NewFlagSet("posbridge journal "+sub, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	jf := &journalFlags{name: "posbridge journal " + sub, usage: usage, fs: fs}
-	jf.load = configFlags(fs)
-	jf.file = fs.String("file", "", "journal file to read (default data_dir/"+journalFileName+")")
-	jf.timeout = fs.Duration("timeout", 30*time.Second, "give up on the daemon's API after this long")
+	flags := pflag.NewFlagSet("posbridge journal "+sub, pflag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
+	jf := &journalFlags{name: "posbridge journal " + sub, usage: usage, fs: flags}
+	jf.load = configFlags(flags)
+	jf.file = flags.String("file", "", "journal file to read (default data_dir/"+journalFileName+")")
+	jf.timeout = flags.Duration("timeout", 30*time.Second, "give up on the daemon's API after this long")
 	if withAPI {
-		jf.useAPI = fs.Bool("api", false, "ask the running daemon's API even when the file could be read")
-		jf.url = fs.String("url", "", "the daemon's API base URL (default http://<listen> from the configuration); implies --api")
+		jf.useAPI = flags.Bool("api", false, "ask the running daemon's API even when the file could be read")
+		jf.url = flags.String("url", "", "the daemon's API base URL (default http://<listen> from the configuration); implies --api")
 	} else {
 		jf.useAPI, jf.url = new(bool), new(string)
 	}
@@ -472,7 +472,7 @@ func journalLs(ctx context.Context, args []string, stdout, stderr io.Writer, now
 	fmt.Fprintln(tw, "TIME\tID\tTERMINAL\tOPERATION\tSTATUS\tAMOUNT\tROUTE\tREFERENCE")
 	for _, r := range recs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.CreatedAt.Local().Format(time.DateTime), r.ID,
-			r.Terminal, r.Operation, r.Status, amountText(r.Amount, r.Currency), dash(string(r.Route)), dash(r.Reference))
+			r.Terminal, r.Operation, r.Status, listAmount(r), dash(string(r.Route)), dash(r.Reference))
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", jf.name, err)
@@ -523,6 +523,15 @@ func places(c money.Currency) int {
 		return p
 	}
 	return 2
+}
+
+// listAmount is ls's AMOUNT: the total with its currency, "-" for a void
+// (which carries no amount: it voids the whole original).
+func listAmount(r *payment.Record) string {
+	if r.Operation == payment.OpVoid && r.Amount.Total().IsZero() {
+		return "-"
+	}
+	return amountText(r.Amount, r.Currency)
 }
 
 // amountText is an amount's total with its currency: "12.50 PEN".
@@ -630,7 +639,9 @@ func writeRecord(w io.Writer, r *payment.Record, fromFile bool) error {
 	field("terminal", r.Terminal)
 	field("route", string(r.Route))
 	field("status", string(r.Status))
-	field("amount", amountText(r.Amount, r.Currency)+" ("+amountParts(r.Amount, p)+")")
+	if listAmount(r) != "-" {
+		field("amount", amountText(r.Amount, r.Currency)+" ("+amountParts(r.Amount, p)+")")
+	}
 	field("authorized_amount", dec(r.AuthorizedAmount))
 	field("captured_amount", dec(r.CapturedAmount))
 	field("tip_amount", dec(r.TipAmount))
