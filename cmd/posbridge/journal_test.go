@@ -72,7 +72,10 @@ func TestJournalCommandsAgainstTheRealLifecycle(t *testing.T) {
 		t.Errorf("check (daemon running): got exit %d, stdout %q, stderr %q; want 1, the advice to stop it and the daemon's own check", code, out, stderr)
 	}
 
-	// The API's show claims nothing: the unclaimed record is still unclaimed.
+	// The API's show claimed nothing: read from the file below, the record
+	// is still unclaimed (GET /v1/transactions/{id} would have claimed it:
+	// payment.Service.claim sets claimed on any record that is not final,
+	// needs_attention included).
 	s.stop()
 
 	// ---- daemon stopped: the file.
