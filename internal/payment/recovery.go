@@ -388,6 +388,12 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 	if r.Operation != OpCharge && r.Operation != OpAuthorization {
 		return rc.settle(ctx, r, found, now, "search") // a follow-up: apply it
 	}
+	if st.ReversalSent != "" {
+		// A void or refund of it went out without a clear answer: the money
+		// may be back with the customer, so that is found out first, even if
+		// the POS has claimed the payment since.
+		return rc.reverseAbandoned(ctx, r, &st, now, backoff)
+	}
 	if r.Claimed {
 		return rc.settle(ctx, r, found, now, "search")
 	}
@@ -400,20 +406,19 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 	return rc.reverseAbandoned(ctx, r, &st, now, backoff)
 }
 
+// reversalID derives the client_transaction_id of recovery's void or refund
+// of the record id.
+func reversalID(id string, op Operation) string {
+	return uuid.NewSHA1(recoveryNS, []byte(id+"/"+string(op))).String()
+}
+
 // reverseAbandoned voids (or, past the cutoff, refunds) an approval nobody
-// claimed, after the mandatory wait.
+// claimed, after the mandatory wait. A reversal already sent without a
+// clear answer is looked up first, whatever happened since (a claim, the
+// cutoff).
 func (rc *recovery) reverseAbandoned(ctx context.Context, r *Record, st *RecoveryState, now time.Time, backoff func() time.Time) (time.Time, error) {
 	s := rc.s
 	found := st.Found
-	opens, closes := s.cfg.Policy.VoidWindow(st.FoundAt)
-	if now.Before(opens) {
-		return opens, nil
-	}
-	op := OpVoid
-	if !now.Before(closes) || st.UseRefund {
-		op = OpRefund
-	}
-	fid := uuid.NewSHA1(recoveryNS, []byte(r.ID+"/"+string(op))).String()
 	put := func(status Status, route Route, code, detail string) error {
 		snap := *st
 		return rc.update(ctx, r.ID, func(x *Record) {
@@ -423,18 +428,39 @@ func (rc *recovery) reverseAbandoned(ctx context.Context, r *Record, st *Recover
 	}
 
 	// A previous attempt whose outcome is unknown: look it up before sending
-	// again, so it is never sent twice blindly.
-	if st.ReversalSent == fid {
-		res, err := s.cfg.Gateway.Lookup(ctx, r.Terminal, fid)
+	// anything, so it is never sent twice blindly, and never forgotten.
+	if sent := st.ReversalSent; sent != "" {
+		sentOp := OpVoid
+		if sent == reversalID(r.ID, OpRefund) {
+			sentOp = OpRefund
+		}
+		res, err := s.cfg.Gateway.Lookup(ctx, r.Terminal, sent)
 		switch {
 		case err == nil && res.Status == StatusApproved:
-			return rc.finishReversal(ctx, r, found, op, fid, res, now)
+			return rc.finishReversal(ctx, r, found, sentOp, sent, res, now)
 		case err == nil, errors.Is(err, ErrNotFound) && !now.Before(st.ReversalAt.Add(s.cfg.ResponseTimeout+s.cfg.Recovery.NotFoundGrace)):
-			st.ReversalSent = "" // it did not happen: send it again below
+			st.ReversalSent = "" // it did not happen
 		default:
-			return backoff(), put(StatusUnknown, "", "", fmt.Sprintf("%s %s outcome still unknown", op, fid))
+			return backoff(), put(StatusUnknown, "", "", fmt.Sprintf("%s %s outcome still unknown", sentOp, sent))
 		}
 	}
+	if r.Claimed {
+		// No reversal happened, and the POS wants the payment after all.
+		return rc.settle(ctx, r, found, now, "search")
+	}
+
+	opens, closes := s.cfg.Policy.VoidWindow(st.FoundAt)
+	if now.Before(opens) {
+		return opens, nil
+	}
+	// An authorization took no money, so there is nothing to refund: it is
+	// voided (its hold released) even past the cutoff, as Service.Cancel
+	// does.
+	op := OpVoid
+	if r.Operation != OpAuthorization && (!now.Before(closes) || st.UseRefund) {
+		op = OpRefund
+	}
+	fid := reversalID(r.ID, op)
 
 	tr := TerminalRequest{Operation: op, ID: fid, Reference: found.Reference}
 	if op == OpRefund {
