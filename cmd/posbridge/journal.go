@@ -35,6 +35,9 @@ Commands:
   show ID   one transaction in full: fields, event history, recovery state
   export    every transaction, oldest first, as NDJSON or CSV
   check     verify the journal file (bbolt pages, records, indexes)
+  resolve ID --status S --note TEXT
+            record a person's decision on a payment that needs attention
+            (through the running daemon)
 
 Where the records come from (always said on stderr as "source: ..."):
   - the journal file, data_dir/journal.db of the configuration (or --data-dir,
@@ -143,6 +146,8 @@ func runJournal(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return journalExport(ctx, rest, stdout, stderr)
 	case "check":
 		return journalCheck(ctx, rest, stdout, stderr)
+	case "resolve":
+		return journalResolve(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "posbridge journal: unknown command %q\n\n%s", sub, journalUsage)
 	return exitUsage

@@ -41,6 +41,7 @@ type Service interface {
 	Terminals() []payment.TerminalInfo
 	Busy(terminal string) string
 	Health() payment.Health
+	Resolve(ctx context.Context, id string, status payment.Status, note string) (*payment.Record, error)
 }
 
 var _ Service = (*payment.Service)(nil)
@@ -218,6 +219,7 @@ func (h *handler) routes() chi.Router {
 	r.Post("/v1/transactions/{id}/void", h.followUp(payment.OpVoid))
 	r.Post("/v1/transactions/{id}/refund", h.followUp(payment.OpRefund))
 	r.Post("/v1/transactions/{id}/cancel", h.followUp(""))
+	r.Post("/v1/transactions/{id}/resolve", h.resolve)
 
 	r.Get("/v1/terminals", h.terminals)
 	r.Post("/v1/terminals/{name}/abort", h.abort)

@@ -607,3 +607,51 @@ func TestTipOnChargeThenRefund(t *testing.T) {
 		t.Errorf("simulator ledger: %s still outstanding, want 0", tot.Outstanding)
 	}
 }
+
+func TestResolveNeedsAttention(t *testing.T) {
+	// The success shape, through a fake service (a real needs_attention
+	// record is made by recovery; cmd/posbridge's tests resolve one end to end).
+	var got struct {
+		id     string
+		status payment.Status
+		note   string
+	}
+	fs := &fakeService{resolve: func(id string, st payment.Status, note string) (*payment.Record, error) {
+		got.id, got.status, got.note = id, st, note
+		r := fakeRecord(id)
+		r.Status = st
+		return r, nil
+	}}
+	s := startAPI(t, fs, nil)
+	id := newID()
+	x := mustTxn(t, s.post(t, "/v1/transactions/"+id+"/resolve", `{"status":"not_charged","note":"no charge on the online search"}`), http.StatusOK)
+	if x.Status != "not_charged" || got.id != id || got.note != "no charge on the online search" {
+		t.Errorf("resolve: got %s, service saw %+v", x.Status, got)
+	}
+
+	// Refusals through the real service: nothing is sent to the terminal.
+	b, rs := startBackendAPI(t, nil)
+	sale := charge(t, rs, "20")
+	before := b.terminalCalls()
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		code       string
+	}{
+		{"/v1/transactions/" + newID() + "/resolve", `{"status":"approved","note":"x"}`, 404, "not_found"},
+		{"/v1/transactions/" + sale.ID + "/resolve", `{"status":"approved","note":"x"}`, 409, "invalid_state"},
+		{"/v1/transactions/" + sale.ID + "/resolve", `{"status":"declined","note":"x"}`, 422, "validation_failed"},
+		{"/v1/transactions/" + sale.ID + "/resolve", `{"status":"approved"}`, 422, "validation_failed"},
+		{"/v1/transactions/" + sale.ID + "/resolve", `{"note":"x"}`, 422, "validation_failed"},
+		{"/v1/transactions/" + sale.ID + "/resolve", `{"status":"approved","note":"x","by":"me"}`, 400, "bad_request"},
+		{"/v1/transactions/" + sale.ID + "/resolve", `{"status":1,"note":"x"}`, 400, "bad_request"},
+	} {
+		r := rs.post(t, tc.path, tc.body)
+		if r.Status != tc.status || r.errorCode() != tc.code {
+			t.Errorf("POST %s %s: got %d %s, want %d %s", tc.path, tc.body, r.Status, r.errorCode(), tc.status, tc.code)
+		}
+	}
+	if n := b.terminalCalls(); n != before {
+		t.Errorf("terminal calls: got %d more, want 0", n-before)
+	}
+}

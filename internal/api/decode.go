@@ -498,3 +498,34 @@ func decodeSearch(b []byte) (payment.SearchQuery, *payment.Error) {
 	q.Size = size
 	return q, nil
 }
+
+// resolveBody is the body of POST /v1/transactions/{id}/resolve.
+type resolveBody struct {
+	Status payment.Status
+	Note   string
+}
+
+// decodeResolve decodes an operator's resolution of a payment that needs
+// attention.
+func decodeResolve(b []byte) (resolveBody, *payment.Error) {
+	var rb resolveBody
+	o, perr := topObject(b)
+	if perr != nil {
+		return rb, perr
+	}
+	if perr := o.only("status", "note"); perr != nil {
+		return rb, perr
+	}
+	s, perr := o.str("status")
+	if perr != nil {
+		return rb, perr
+	}
+	if s == "" {
+		return rb, invalid("status", "status is required: approved, not_charged, voided, refunded or reversed")
+	}
+	rb.Status = payment.Status(s)
+	if rb.Note, perr = o.str("note"); perr != nil {
+		return rb, perr
+	}
+	return rb, nil
+}

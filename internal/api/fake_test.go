@@ -22,6 +22,7 @@ type fakeService struct {
 	search  func(string, payment.SearchQuery) (json.RawMessage, payment.Route, error)
 	busy    func(string) string
 	health  func() payment.Health
+	resolve func(string, payment.Status, string) (*payment.Record, error)
 }
 
 var _ api.Service = (*fakeService)(nil)
@@ -119,4 +120,13 @@ func (f *fakeService) Health() payment.Health {
 		return f.health()
 	}
 	return payment.Health{NeedsAttention: map[string]string{}}
+}
+
+func (f *fakeService) Resolve(_ context.Context, id string, status payment.Status, note string) (*payment.Record, error) {
+	if f.resolve != nil {
+		return f.resolve(id, status, note)
+	}
+	r := fakeRecord(id)
+	r.Status = status
+	return r, nil
 }

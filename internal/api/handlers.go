@@ -264,6 +264,30 @@ func (h *handler) followUp(op payment.Operation) http.HandlerFunc {
 	}
 }
 
+// resolve serves POST /v1/transactions/{id}/resolve: a person's decision on
+// a payment recovery could not settle (needs_attention).
+func (h *handler) resolve(w http.ResponseWriter, r *http.Request) {
+	id := canonicalID(pathParam(r, "id"))
+	note(r, id, "")
+	b, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	body, perr := decodeResolve(b)
+	if perr != nil {
+		perr.ID = id
+		h.writeError(w, r, perr)
+		return
+	}
+	rec, err := h.svc.Resolve(r.Context(), id, body.Status, body.Note)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	note(r, "", rec.Terminal)
+	writeJSON(w, http.StatusOK, marshal(rec.Transaction))
+}
+
 // getTransaction serves GET /v1/transactions/{id}[?wait=90s]. Reading a
 // transaction by id claims it: recovery keeps an approval the POS asked for.
 func (h *handler) getTransaction(w http.ResponseWriter, r *http.Request) {

@@ -643,3 +643,79 @@ func (rc *recovery) update(ctx context.Context, id string, change func(*Record))
 		return tx.Put(x)
 	})
 }
+
+// Resolutions a person may record for a payment in needs_attention.
+var resolutions = map[Status]string{
+	StatusApproved:   "the sale stands: the customer was charged and keeps the goods",
+	StatusNotCharged: "no money moved (checked on the terminal or with the acquirer)",
+	StatusVoided:     "voided outside posbridge (on the terminal or in Kushki's console)",
+	StatusRefunded:   "refunded outside posbridge (on the terminal or in Kushki's console)",
+	StatusReversed:   "reversed outside posbridge",
+}
+
+// Resolve records a person's decision on a payment recovery gave up on
+// (needs_attention): the sale stands (approved) or no money is held by it
+// any more (not_charged, voided, refunded, reversed). It settles the record
+// with an event carrying the note, stores the reply the POS gets from now
+// on, and clears it from readiness. Errors: not_found; invalid_state when the
+// record does not need attention; validation_failed for another status or a
+// missing note.
+func (s *Service) Resolve(ctx context.Context, id string, status Status, note string) (*Record, error) {
+	if _, ok := resolutions[status]; !ok {
+		return nil, &Error{Code: CodeValidation, Field: "status", ID: id,
+			Message: "status must be approved, not_charged, voided, refunded or reversed"}
+	}
+	if note == "" || len(note) > 500 {
+		return nil, &Error{Code: CodeValidation, Field: "note", ID: id,
+			Message: "note must say what was checked and decided (1 to 500 bytes)"}
+	}
+	now := s.cfg.Now()
+	var settled *Record
+	err := s.cfg.Journal.Update(ctx, func(tx Tx) error {
+		settled = nil
+		x, err := tx.Get(id)
+		if err != nil {
+			return err
+		}
+		if x.Status != StatusNeedsAttention {
+			return &Error{Code: CodeInvalidState, ID: id,
+				Message: fmt.Sprintf("%s is %s: only a payment that needs attention is resolved by hand", id, x.Status)}
+		}
+		if x.Recovery != nil && x.Recovery.Found != nil && x.Reference == "" {
+			f := x.Recovery.Found
+			x.Reference, x.TicketNumber, x.AuthorizationCode = f.Reference, f.TicketNumber, f.AuthorizationCode
+			x.Card, x.TerminalResponse = f.Card, f.Raw
+		}
+		if status == StatusApproved && x.Operation == OpAuthorization && x.AuthorizedAmount == nil {
+			t := x.Amount.Total()
+			x.AuthorizedAmount = &t
+		}
+		x.Recovery = nil
+		x.AddEvent(Event{At: now, Status: status, Detail: "resolved by a person: " + note})
+		settledReply(x)
+		if err := tx.Put(x); err != nil {
+			return err
+		}
+		settled = x
+		return nil
+	})
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		return nil, pe
+	case errors.Is(err, ErrNotFound):
+		return nil, &Error{Code: CodeNotFound, ID: id, Message: "no transaction " + id}
+	case err != nil:
+		return nil, journalUnavailable(id, err)
+	}
+	rc := s.rec
+	rc.mu.Lock()
+	delete(rc.attention, id)
+	rc.mu.Unlock()
+	rc.disown(id)
+	s.hub.notify(id)
+	s.obs.Settled(settled.Operation, settled.Status, settled.Route)
+	s.log.Warn().Str("client_transaction_id", id).Str("terminal", settled.Terminal).
+		Str("status", string(status)).Str("note", note).Msg("resolved by a person")
+	return settled, nil
+}

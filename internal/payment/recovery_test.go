@@ -261,3 +261,45 @@ func TestRecoveryReversesThroughTheRawAPIWhenTheTerminalCannotBeSearched(t *test
 		t.Errorf("reverse calls: got %d, want 1", rev.calls.Load())
 	}
 }
+
+func TestResolveClearsNeedsAttention(t *testing.T) {
+	h := newHarness(t, func(c *payment.Config) { c.Recovery.ReverseAbandoned = false })
+	unknownOnce(h)
+	id := uuid.NewString()
+	terminalApproved(h, id)
+	mustExecute(t, h, charge(id, "12"))
+	h.waitFor(t, "found", func() bool { r := h.record(t, id); return r.Recovery != nil && r.Recovery.Found != nil })
+	h.clock.Add(3 * time.Minute)
+	h.waitFor(t, "needs_attention", func() bool { return h.status(id) == payment.StatusNeedsAttention })
+
+	ctx := context.Background()
+	if _, err := h.svc.Resolve(ctx, id, payment.StatusDeclined, "x"); codeOf(err) != payment.CodeValidation {
+		t.Errorf("resolve as declined: got %v, want validation_failed", err)
+	}
+	if _, err := h.svc.Resolve(ctx, id, payment.StatusApproved, ""); codeOf(err) != payment.CodeValidation {
+		t.Errorf("resolve without a note: got %v, want validation_failed", err)
+	}
+	r, err := h.svc.Resolve(ctx, id, payment.StatusApproved, "customer confirmed the sale at the till")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != payment.StatusApproved || r.Reference != "ref-"+id {
+		t.Errorf("resolved: got %s ref %q, want approved with the found reference", r.Status, r.Reference)
+	}
+	if n := len(h.svc.Health().NeedsAttention); n != 0 {
+		t.Errorf("needs attention after resolve: got %d, want 0", n)
+	}
+	if _, err := h.svc.Resolve(ctx, id, payment.StatusNotCharged, "again"); codeOf(err) != payment.CodeInvalidState {
+		t.Errorf("second resolve: got %v, want invalid_state", err)
+	}
+	// The POS's retry now gets the settled answer, and a refund is possible.
+	tx := decodeTx(t, mustExecute(t, h, charge(id, "12")))
+	if tx.Status != payment.StatusApproved {
+		t.Errorf("retry after resolve: got %s", tx.Status)
+	}
+	h.gw.setSend(nil)
+	decodeTx(t, mustExecute(t, h, followUp(payment.OpRefund, uuid.NewString(), id, nil)))
+	if got := h.status(id); got != payment.StatusRefunded {
+		t.Errorf("after refund: got %s, want refunded", got)
+	}
+}
