@@ -43,7 +43,7 @@ type testDaemonOptions struct {
 
 // startTestDaemon boots a simulator and the daemon wired as serve wires it,
 // with logs at debug level in td.Logs; everything is stopped at cleanup.
-func startTestDaemon(t *testing.T, opts testDaemonOptions) *testDaemon {
+func startTestDaemon(t testing.TB, opts testDaemonOptions) *testDaemon {
 	t.Helper()
 	const secret = "test-credential-7f3a9c"
 	scfg := sim.Config{
@@ -116,7 +116,7 @@ func startTestDaemon(t *testing.T, opts testDaemonOptions) *testDaemon {
 }
 
 // Stop shuts the daemon down (once) and returns Serve's error.
-func (td *testDaemon) Stop(t *testing.T) error {
+func (td *testDaemon) Stop(t testing.TB) error {
 	t.Helper()
 	if td.cancel == nil {
 		return nil
