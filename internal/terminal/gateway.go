@@ -17,8 +17,8 @@ type GatewayConfig struct {
 	Terminals []TerminalConfig
 	// Now is the clock of the health record; nil means time.Now.
 	Now func() time.Time
-	// Observe, when set, is told how every payment operation and abort
-	// ended on a route and how long it took (metrics). It must be fast and
+	// Observe, when set, is told how every request (payment operations,
+	// abort, searches) ended on a route and how long it took (metrics). It must be fast and
 	// safe for concurrent use.
 	Observe func(terminal string, route payment.Route, endpoint Endpoint, took time.Duration, err error)
 }
@@ -578,7 +578,9 @@ func (g *Gateway) control(ctx context.Context, t *term, e Endpoint, do func(*Cli
 		last = rc.route
 		start := g.now()
 		err := do(rc.client)
-		t.observe(rc.route, start, g.now(), err)
+		end := g.now()
+		t.observe(rc.route, start, end, err)
+		g.report(t.name, rc.route, e, end.Sub(start), err)
 		if errors.Is(err, payment.ErrNotSent) {
 			errs = append(errs, err)
 			continue
