@@ -326,14 +326,19 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 		}
 		log.Warn().Msg("recovery: a call interrupted by a restart")
 	}
-	if now.After(r.CreatedAt.Add(cfg.Budget)) {
+	// The terminal may be working on the operation until the response
+	// timeout after it was last sent, which for a retried operation (a
+	// retryable failure sent again with the same id) is later than its
+	// creation.
+	sent := lastSent(r)
+	if now.After(sent.Add(cfg.Budget)) {
 		return rc.giveUp(ctx, r, &st, fmt.Sprintf("not settled within the recovery budget of %s", cfg.Budget))
 	}
 	st.Attempts++
 
 	// The terminal may still be working on it: stop it if it has not yet asked
 	// the acquirer (abort does nothing after that; research §5).
-	stillRunnable := now.Before(r.CreatedAt.Add(s.cfg.ResponseTimeout + cfg.NotFoundGrace))
+	stillRunnable := now.Before(sent.Add(s.cfg.ResponseTimeout + cfg.NotFoundGrace))
 	if st.Found == nil && !st.Aborted && stillRunnable {
 		route, err := s.cfg.Gateway.Abort(ctx, r.Terminal)
 		failpoint.Inject(FPRecoveryAfterAbort)
@@ -369,7 +374,7 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 				if err := event(StatusUnknown, "", "", "not in the terminal's history yet"); err != nil {
 					return time.Time{}, err
 				}
-				return r.CreatedAt.Add(s.cfg.ResponseTimeout + cfg.NotFoundGrace), nil
+				return sent.Add(s.cfg.ResponseTimeout + cfg.NotFoundGrace), nil
 			}
 			return rc.settle(ctx, r, &Result{Status: StatusNotCharged, Message: "not in the terminal's history: it never ran"}, now, "search")
 		default:
@@ -404,6 +409,19 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 		return rc.giveUp(ctx, r, &st, "approved on the terminal but nobody claimed it (policy report): confirm the sale with the customer, then void or keep it")
 	}
 	return rc.reverseAbandoned(ctx, r, &st, now, backoff)
+}
+
+// lastSent returns when r's operation was last handed to the terminal: its
+// last pending event (the intent of the latest send; a claim recorded while
+// pending is later, which only makes recovery wait longer), else its
+// creation.
+func lastSent(r *Record) time.Time {
+	for i := len(r.Events) - 1; i >= 0; i-- {
+		if r.Events[i].Status == StatusPending {
+			return r.Events[i].At
+		}
+	}
+	return r.CreatedAt
 }
 
 // reversalID derives the client_transaction_id of recovery's void or refund

@@ -1,7 +1,7 @@
 package payment_test
 
-// Regression tests for two recovery bugs the crash sweep of cmd/posbridge
-// found (crash_test.go, faults_test.go):
+// Regression tests for recovery bugs the crash sweep of cmd/posbridge found
+// (crash_test.go, faults_test.go):
 //   - a void (or refund) of an abandoned approval went out without a clear
 //     answer and the POS then claimed the payment: recovery settled it
 //     approved without looking the void up, though the terminal had voided
@@ -9,7 +9,12 @@ package payment_test
 //     back);
 //   - past the processor cutoff an abandoned authorization was "refunded",
 //     which a terminal refuses (an authorization took no money), again and
-//     again until the budget ran out.
+//     again until the budget ran out;
+//   - a retryable failure (terminal busy) sent again with the same id long
+//     after its creation, and the daemon killed while the terminal worked
+//     on it: recovery measured "the terminal can no longer be running it"
+//     from the creation, searched too early, found nothing and closed it
+//     not_charged, and the terminal then approved it (a lost approval).
 
 import (
 	"context"
@@ -121,4 +126,47 @@ func TestRecoveryVoidsAnAbandonedAuthorizationPastTheCutoff(t *testing.T) {
 	if n, m := countOps(h, payment.OpVoid), countOps(h, payment.OpRefund); n != 1 || m != 0 {
 		t.Errorf("voids %d and refunds %d sent, want 1 and 0", n, m)
 	}
+}
+
+func TestRecoveryWaitsFromTheLastSendNotTheCreation(t *testing.T) {
+	j := newMemJournal()
+	id := uuid.NewString()
+	sent := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) // the harness clock's start
+	created := sent.Add(-10 * time.Minute)
+	req := charge(id, "12")
+	// Refused as busy ten minutes ago, sent again just now, and the daemon
+	// died while the terminal worked on it.
+	pending := &payment.Record{
+		Transaction: payment.Transaction{ID: id, Operation: payment.OpCharge, Terminal: "lane1", Status: payment.StatusPending,
+			Currency: "PEN", Amount: *amt("12"), CreatedAt: created, UpdatedAt: sent, Route: payment.RouteLAN,
+			Events: []payment.Event{
+				{At: created, Status: payment.StatusPending, Route: payment.RouteLAN, Detail: "sending to terminal"},
+				{At: created, Status: payment.StatusFailed, Route: payment.RouteLAN, Code: "TER-003", Detail: "terminal busy"},
+				{At: sent, Status: payment.StatusPending, Route: payment.RouteLAN, Detail: "sending to terminal"},
+			}},
+		RequestHash: req.Hash(),
+	}
+	if err := j.Update(context.Background(), func(tx payment.Tx) error { return tx.Put(pending) }); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(c *payment.Config) { c.Journal = j })
+	h.j = j
+	h.waitFor(t, "a first search", func() bool { h.gw.mu.Lock(); defer h.gw.mu.Unlock(); return len(h.gw.lookups) > 0 })
+	h.svc.Kick()
+	time.Sleep(20 * time.Millisecond)
+	if got := h.status(id); got != payment.StatusUnknown {
+		t.Fatalf("not found within the response timeout of the last send: got %s, want unknown", got)
+	}
+	h.gw.mu.Lock()
+	aborts := h.gw.aborts
+	h.gw.mu.Unlock()
+	if aborts == 0 {
+		t.Error("recovery did not abort the terminal, which may still run the operation")
+	}
+	terminalApproved(h, id) // the terminal finishes it
+	h.clock.Add(131 * time.Second)
+	h.waitFor(t, "the approval to be found", func() bool {
+		r := h.record(t, id)
+		return r.Recovery != nil && r.Recovery.Found != nil
+	})
 }
