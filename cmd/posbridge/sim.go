@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
 	"github.com/posbridge/posbridge/internal/hmac"
@@ -113,12 +112,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "posbridge sim: %v\n", err)
 		return exitUsage
 	}
-	log, err := simLogger(stderr, f.logLevel, f.logFormat)
+	log, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "posbridge sim: %v\n", err)
 		return exitUsage
 	}
-	cfg.Logger = log.With().Str("component", "sim").Logger()
+	cfg.Logger = log.With().Str(logComponent, "sim").Logger()
 	s, err := sim.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "posbridge sim: %v\n", err)
@@ -232,28 +231,6 @@ func (f *simFlags) config() (sim.Config, string, error) {
 	return cfg, source, nil
 }
 
-// simLogger builds the command's logger: JSON lines, or a human console
-// format ("auto" picks console unless running under systemd).
-func simLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	switch format {
-	case "auto":
-		format = "console"
-		if os.Getenv("JOURNAL_STREAM") != "" {
-			format = "json"
-		}
-	case "json", "console":
-	default:
-		return zerolog.Nop(), fmt.Errorf("--log-format %q: want auto, json or console", format)
-	}
-	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
-}
 
 // noneIfZero maps a flag's 0 ("none") to sim.Config's negative ("none"; its
 // zero means "default").
