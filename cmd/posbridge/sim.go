@@ -231,7 +231,6 @@ func (f *simFlags) config() (sim.Config, string, error) {
 	return cfg, source, nil
 }
 
-
 // noneIfZero maps a flag's 0 ("none") to sim.Config's negative ("none"; its
 // zero means "default").
 func noneIfZero(d time.Duration) time.Duration {
