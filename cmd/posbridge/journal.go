@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -1104,16 +1105,33 @@ type apiErrorBody struct {
 // other than 200 is an error saying the daemon's code and message, unless
 // anyStatus (for /readyz, whose 503 is an answer).
 func (c *daemonClient) getJSON(ctx context.Context, path string, q url.Values, out any, anyStatus bool) error {
+	return c.call(ctx, http.MethodGet, path, q, nil, out, anyStatus)
+}
+
+// call sends one request to the daemon (body, when not nil, as JSON) and
+// decodes the JSON answer into out; see getJSON for anyStatus.
+func (c *daemonClient) call(ctx context.Context, method, path string, q url.Values, body, out any, anyStatus bool) error {
 	u := *c.base
 	u.Path = strings.TrimRight(u.Path, "/") + path
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
 	req.Host = c.host
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "posbridge-cli/"+version)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

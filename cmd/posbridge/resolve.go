@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,51 +59,10 @@ func journalResolve(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprintf(stderr, "source: running daemon at %s\n", c.base.Redacted())
 	var tx payment.Transaction
 	body := map[string]string{"status": *status, "note": *note}
-	if err := c.postJSON(ctx, "/v1/transactions/"+id+"/resolve", body, &tx); err != nil {
+	if err := c.call(ctx, http.MethodPost, "/v1/transactions/"+id+"/resolve", nil, body, &tx, false); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", jf.name, err)
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "%s resolved as %s\n", tx.ID, tx.Status)
 	return exitOK
-}
-
-// postJSON POSTs body as JSON to path and decodes a 200 answer into out; any
-// other answer is an error saying the daemon's code and message.
-func (c *daemonClient) postJSON(ctx context.Context, path string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.Host = c.host
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "posbridge-cli/"+version)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("daemon not reachable: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, daemonAnswerLimit))
-	if err != nil {
-		return fmt.Errorf("read the daemon's answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e apiErrorBody
-		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("the daemon answered %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("the daemon answered HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("the daemon's answer is not the expected JSON: %w", err)
-	}
-	return nil
 }
