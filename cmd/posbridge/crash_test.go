@@ -104,28 +104,26 @@ func TestCrashFailpoints(t *testing.T) {
 		n := min(sc.pointBatch, len(plan))
 		lives := plan[:n]
 		plan = plan[n:]
-		ctx, stop := context.WithCancel(context.Background())
-		wait := pos.run(ctx, 3, seed+uint64(batch))
-		for _, fp := range lives {
-			// The N-th hit of the point kills: lifecycle points are hit
-			// often, recovery's less; the rarest die at the first hit.
-			at := 1 + rng.IntN(3)
-			switch {
-			case fp == payment.FPAfterClaimCommit, fp == payment.FPRecoveryBeforeVoid, fp == payment.FPRecoveryAfterVoid:
-				at = 1
-			case isRecovery[fp]:
-				at = 1 + rng.IntN(2)
-			}
-			if !failpointLife(t, e, fp, at, counts) {
-				retries++
-				if retries > sc.perPoint*len(life) {
-					t.Fatalf("failpoints not reached too often: %v", counts.Missed)
+		driving(pos, seed+uint64(batch), func() {
+			for _, fp := range lives {
+				// The N-th hit of the point kills: lifecycle points are hit
+				// often, recovery's less; the rarest die at the first hit.
+				at := 1 + rng.IntN(3)
+				switch {
+				case fp == payment.FPAfterClaimCommit, fp == payment.FPRecoveryBeforeVoid, fp == payment.FPRecoveryAfterVoid:
+					at = 1
+				case isRecovery[fp]:
+					at = 1 + rng.IntN(2)
 				}
-				plan = append(plan, fp)
+				if !failpointLife(t, e, fp, at, counts) {
+					retries++
+					if retries > sc.perPoint*len(life) {
+						t.Fatalf("failpoints not reached too often: %v", counts.Missed)
+					}
+					plan = append(plan, fp)
+				}
 			}
-		}
-		stop()
-		wait()
+		})
 		c = verifyBatch(t, e, pos, counts, rng, fmt.Sprintf("failpoint batch %d", batch))
 	}
 	finalReport(t, c, "TestCrashFailpoints", time.Since(began))
@@ -134,6 +132,18 @@ func TestCrashFailpoints(t *testing.T) {
 			t.Errorf("failpoint %s: %d kills, want at least %d", fp, c.Kills[fp], sc.perPoint)
 		}
 	}
+}
+
+// driving runs the POS model's workers while lives runs, and stops them
+// when it returns, also when it ends the test with t.Fatal.
+func driving(pos *posModel, seed uint64, lives func()) {
+	ctx, stop := context.WithCancel(context.Background())
+	wait := pos.run(ctx, 3, seed)
+	defer func() {
+		stop()
+		wait()
+	}()
+	lives()
 }
 
 // failpointLife runs one life armed with fp=kill@at and waits for it to
@@ -178,14 +188,12 @@ func TestCrashRandomKills(t *testing.T) {
 	var c *fpCounts
 	for batch, done := 1, 0; done < sc.random; batch++ {
 		n := min(sc.randomBatch, sc.random-done)
-		ctx, stop := context.WithCancel(context.Background())
-		wait := pos.run(ctx, 3, seed+uint64(batch))
-		for range n {
-			randomLife(t, e, rng, counts)
-		}
+		driving(pos, seed+uint64(batch), func() {
+			for range n {
+				randomLife(t, e, rng, counts)
+			}
+		})
 		done += n
-		stop()
-		wait()
 		c = verifyBatch(t, e, pos, counts, rng, fmt.Sprintf("random batch %d", batch))
 	}
 	finalReport(t, c, "TestCrashRandomKills", time.Since(began))

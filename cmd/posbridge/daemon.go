@@ -224,8 +224,17 @@ func (d *daemon) Open(ctx context.Context, opts daemonOptions) (err error) {
 }
 
 // onWrote is the terminal client's hook after a request is written: a
-// failpoint for crash tests (compiled out of normal builds).
-func onWrote(terminal.Endpoint) { failpoint.Inject(FPTerminalWrote) }
+// failpoint for crash tests (compiled out of normal builds). The hook is
+// httptrace's WroteRequest, which net/http calls before it flushes its
+// write buffer to the socket: killing the process inside it would kill it
+// before a small request left it. So the failpoint fires a moment later,
+// once the flush that follows the hook has handed the request to the
+// kernel (and long before a charge's answer: the customer is paying).
+func onWrote(terminal.Endpoint) {
+	if failpoint.Enabled {
+		go func() { time.Sleep(10 * time.Millisecond); failpoint.Inject(FPTerminalWrote) }()
+	}
+}
 
 func needsDiscovery(cfg *config.Config) bool {
 	for _, t := range cfg.Terminals {

@@ -27,8 +27,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/posbridge/posbridge/internal/hmac"
+	"github.com/posbridge/posbridge/internal/money"
 	"github.com/posbridge/posbridge/internal/payment"
 	"github.com/posbridge/posbridge/internal/sim"
+	"github.com/posbridge/posbridge/internal/terminal"
 )
 
 // fpFirstPost sends pp's request until the daemon takes it: 409
@@ -137,6 +140,10 @@ func TestLinkFaults(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	waitClaimers := pos.runClaimers(ctx, 48, seed)
+	defer func() {
+		stop()
+		waitClaimers()
+	}()
 	var wg sync.WaitGroup
 	for i, s := range e.sims {
 		wg.Add(1)
@@ -244,6 +251,10 @@ func TestLinkFaultReverse(t *testing.T) {
 	s.arm(t, sim.Fault{Mode: sim.FaultError500, Count: 100000, Endpoints: []string{"transaction_search_local", "transaction_search_online"}})
 	ctx, stop := context.WithCancel(context.Background())
 	waitClaimers := pos.runClaimers(ctx, 2, seed)
+	defer func() {
+		stop()
+		waitClaimers()
+	}()
 	var abandoned []*posPay
 	claimed := pos.payment(s.lane, "charge", "33.33", "reverse-claimed")
 	claimed.fate = fpClaim
@@ -309,6 +320,10 @@ func TestLinkFaultRefundAfterCutoff(t *testing.T) {
 	d := e.mustStart()
 	ctx, stop := context.WithCancel(context.Background())
 	waitClaimers := pos.runClaimers(ctx, 2, seed)
+	defer func() {
+		stop()
+		waitClaimers()
+	}()
 	type run struct {
 		pp   *posPay
 		want payment.Status
@@ -413,6 +428,101 @@ func TestRecoveryClaimWhileAVoidIsUnknown(t *testing.T) {
 	c := newCounts()
 	for _, b := range pos.check(t, c) {
 		t.Error(b)
+	}
+}
+
+// TestRecoveryOfARetriedPaymentKilledMidCall is the regression test of a
+// lost approval the crash sweep found. A charge is refused with TER-003
+// (the terminal is busy with a transaction posbridge did not start), so it
+// is a retryable failure; the POS sends it again with the same id long
+// after, and the daemon dies while the terminal works on it. Recovery
+// measured "the terminal can no longer be running it" from the record's
+// creation, searched at once, found nothing yet and closed it not_charged;
+// the terminal then approved it. It must wait from the last send.
+func TestRecoveryOfARetriedPaymentKilledMidCall(t *testing.T) {
+	t.Parallel()
+	seed := crashSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 8))
+	// A think time abort cannot cut short: the terminal approves whatever
+	// it started.
+	e := newFPEnv(t, fpOptions{Lanes: 1, ClaimWindow: 3 * time.Second,
+		SimArgs: []string{"--think-time", "3s", "--approval-phase", "3s"}})
+	pos := newPOS(e)
+	pos.noFollow = true
+	s := e.sims[0]
+	d := e.mustStart()
+
+	// Another register's charge holds the terminal.
+	signer, err := hmac.NewSigner(hmac.ModeHMAC, hmac.Credential{Secret: fpCredential, Serial: s.serial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := terminal.NewClient(terminal.ClientConfig{BaseURL: terminal.LANBaseURL(s.addr), Kind: terminal.LAN, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := uuid.NewString()
+	pos.foreign = map[string]bool{foreign: true}
+	foreignDone := make(chan error, 1)
+	go func() {
+		_, err := client.Charge(context.Background(), terminal.ChargeRequest{ClientTransactionID: foreign,
+			Amount: payment.Amount{SubtotalIVA0: money.MustParse("5")}})
+		foreignDone <- err
+	}()
+	deadline := time.Now().Add(fpDeadline)
+	for a := s.state(t).Active; a == nil || a.ClientTransactionID != foreign; a = s.state(t).Active {
+		if time.Now().After(deadline) {
+			t.Fatal("the foreign charge never became active")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	pp := pos.payment(s.lane, "charge", "12.50", "retried")
+	pp.fate = fpClaim
+	status, body := e.mustDo(d, http.MethodPost, pp.path, pp.body)
+	if status != http.StatusConflict || !strings.Contains(string(body), "terminal_busy") {
+		t.Fatalf("charge while the terminal is busy: got %d %s, want 409 terminal_busy", status, body)
+	}
+	if err := <-foreignDone; err != nil {
+		t.Fatalf("foreign charge: %v", err)
+	}
+	// Later than the response timeout and grace after the first attempt.
+	time.Sleep(fpResponse + fpNotFoundGrace + 500*time.Millisecond)
+	d.kill()
+	<-d.done
+
+	// The POS sends it again; the daemon dies once the request is written.
+	d = e.start(FPTerminalWrote + "=kill@1")
+	if !d.waitReady(t) {
+		t.Fatalf("life %d died before it was ready: %s", d.life, d.state)
+	}
+	pos.markSent(pp)
+	if pos.post(context.Background(), d, pp, rng) {
+		t.Fatalf("the retry was answered; want the daemon killed at %s", FPTerminalWrote)
+	}
+	<-d.done
+	if got := d.firedFailpoint(); got != FPTerminalWrote {
+		t.Fatalf("life %d ended with %s, failpoint %q; want %s", d.life, d.state, got, FPTerminalWrote)
+	}
+
+	d = e.mustStart()
+	ctx, stop := context.WithCancel(context.Background())
+	waitClaimers := pos.runClaimers(ctx, 2, seed)
+	defer func() {
+		stop()
+		waitClaimers()
+	}()
+	pos.settleClaims(t, seed+1)
+	e.waitSettled(d)
+	d.stop(t)
+	c := newCounts()
+	for _, b := range pos.check(t, c) {
+		t.Error(b)
+	}
+	if pp.status != string(payment.StatusApproved) {
+		t.Errorf("the POS's retry got %q, want approved (the terminal approved it)", pp.status)
+	}
+	if en, ok := s.ledger(t).Entry(pp.id); !ok || en.TimesTaken != 1 {
+		t.Errorf("on the terminal: %+v, want approved once", en)
 	}
 }
 
@@ -640,6 +750,10 @@ func TestDiskFaultOutcome(t *testing.T) {
 	d = e.mustStart()
 	ctx, stop := context.WithCancel(context.Background())
 	waitClaimers := pos.runClaimers(ctx, 2, seed)
+	defer func() {
+		stop()
+		waitClaimers()
+	}()
 	pos.settleClaims(t, seed+1)
 	stop()
 	waitClaimers()

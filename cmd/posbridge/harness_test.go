@@ -672,11 +672,19 @@ func (e *fpEnv) readJournal() map[string]*payment.Record {
 	return recs
 }
 
-// ledgers returns every lane's ledger.
+// ledgers returns every lane's ledger, once no terminal is working on a
+// transaction any more (one still in its think time would be missing).
 func (e *fpEnv) ledgers() map[string]sim.Ledger {
 	e.t.Helper()
 	out := map[string]sim.Ledger{}
+	deadline := time.Now().Add(fpDeadline)
 	for _, s := range e.sims {
+		for s.state(e.t).Active != nil {
+			if time.Now().After(deadline) {
+				e.t.Fatalf("terminal %s still busy %s after the daemon stopped", s.lane, fpDeadline)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		out[s.lane] = s.ledger(e.t)
 	}
 	return out
