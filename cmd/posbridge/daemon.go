@@ -232,7 +232,7 @@ func (d *daemon) Open(ctx context.Context, opts daemonOptions) (err error) {
 // kernel (and long before a charge's answer: the customer is paying).
 func onWrote(terminal.Endpoint) {
 	if failpoint.Enabled {
-		go func() { time.Sleep(10 * time.Millisecond); failpoint.Inject(FPTerminalWrote) }()
+		go func() { time.Sleep(50 * time.Millisecond); failpoint.Inject(FPTerminalWrote) }()
 	}
 }
 

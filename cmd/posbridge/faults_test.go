@@ -503,6 +503,9 @@ func TestRecoveryOfARetriedPaymentKilledMidCall(t *testing.T) {
 	if got := d.firedFailpoint(); got != FPTerminalWrote {
 		t.Fatalf("life %d ended with %s, failpoint %q; want %s", d.life, d.state, got, FPTerminalWrote)
 	}
+	if n := s.state(t).Requests["charge"]; n != 3 {
+		t.Fatalf("charges on the terminal: got %d, want 3 (the foreign one, the busy one, the retry the daemon died on)", n)
+	}
 
 	d = e.mustStart()
 	ctx, stop := context.WithCancel(context.Background())
@@ -623,7 +626,7 @@ func fpBigPayment(pos *posModel, lane, amount string) *posPay {
 	}
 	body := fmt.Sprintf(`{"client_transaction_id":%q,"terminal":%q,"amount":{"iva":0,"subtotal_iva":0,"subtotal_iva0":%s},"metadata":{%s}}`,
 		id, lane, amount, strings.Join(meta, ","))
-	return pos.register(&posPay{id: id, lane: lane, op: "charge", path: "/v1/charges", body: body, created: time.Now()})
+	return pos.register(&posPay{id: id, lane: lane, op: "charge", path: "/v1/charges", body: body})
 }
 
 // TestDiskFaultIntent: when the intent cannot be made durable (the disk is

@@ -23,6 +23,7 @@ import (
 
 	"github.com/posbridge/posbridge/internal/money"
 	"github.com/posbridge/posbridge/internal/payment"
+	"github.com/posbridge/posbridge/internal/sim"
 	"github.com/posbridge/posbridge/internal/terminal"
 )
 
@@ -41,7 +42,6 @@ type posPay struct {
 	id, lane, op string
 	path, body   string // the exact request; a retry sends the same bytes
 	origID       string // for follow-ups
-	created      time.Time
 
 	// Guarded by posModel.mu.
 	fate       fpFate
@@ -80,7 +80,6 @@ type posModel struct {
 	env *fpEnv
 
 	mu       sync.Mutex
-	pays     map[string]*posPay
 	all      []*posPay
 	laneQ    map[string][]posTask
 	claimQ   []posTask
@@ -94,7 +93,7 @@ type posModel struct {
 }
 
 func newPOS(e *fpEnv) *posModel {
-	return &posModel{env: e, pays: map[string]*posPay{}, laneQ: map[string][]posTask{},
+	return &posModel{env: e, laneQ: map[string][]posTask{},
 		stats: posStats{fates: map[fpFate]int{}}}
 }
 
@@ -112,20 +111,17 @@ func (p *posModel) runClaimers(ctx context.Context, n int, seed uint64) (wait fu
 	return wg.Wait
 }
 
-// amounts are the totals the POS charges: mostly approvals, the simulator's
-// declines 10, 40 and 50 (research §7 test amounts), and 74, approved after
-// a delay.
-var posAmounts = []string{"12.50", "7.30", "33.33", "99.99", "1.01", "250.00", "18.40", "5.55",
-	"10", "40", "50", "74"}
-
-// newPayment makes a new charge or authorization on lane, of a random
-// amount.
+// newPayment makes a new charge (three in four) or authorization on lane,
+// of a random amount: mostly approvals, the simulator's declines 10, 40 and
+// 50 (research/kushki-one.md §7 test amounts), and 74, approved after a
+// delay.
 func (p *posModel) newPayment(lane string, rng *rand.Rand) *posPay {
+	amounts := []string{"12.50", "7.30", "33.33", "99.99", "1.01", "250.00", "18.40", "5.55", "10", "40", "50", "74"}
 	op := "charge"
 	if rng.IntN(4) == 0 {
 		op = "authorization"
 	}
-	return p.payment(lane, op, posAmounts[rng.IntN(len(posAmounts))], fmt.Sprint(rng.IntN(100000)))
+	return p.payment(lane, op, amounts[rng.IntN(len(amounts))], fmt.Sprint(rng.IntN(100000)))
 }
 
 // payment makes a new charge or authorization of amount on lane.
@@ -137,14 +133,13 @@ func (p *posModel) payment(lane, op, amount, order string) *posPay {
 	id := uuid.NewString()
 	body := fmt.Sprintf(`{"client_transaction_id":%q,"terminal":%q,"amount":{"iva":0,"subtotal_iva":0,"subtotal_iva0":%s},"metadata":{"order":%q}}`,
 		id, lane, amount, order)
-	return p.register(&posPay{id: id, lane: lane, op: op, path: path, body: body, created: time.Now()})
+	return p.register(&posPay{id: id, lane: lane, op: op, path: path, body: body})
 }
 
 // register adds an operation the test built itself.
 func (p *posModel) register(pp *posPay) *posPay {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pays[pp.id] = pp
 	p.all = append(p.all, pp)
 	return pp
 }
@@ -155,7 +150,7 @@ func (p *posModel) register(pp *posPay) *posPay {
 func (p *posModel) followUpLocked(o *posPay, rng *rand.Rand) {
 	o.followed = true
 	id := uuid.NewString()
-	f := &posPay{id: id, lane: o.lane, origID: o.id, created: time.Now()}
+	f := &posPay{id: id, lane: o.lane, origID: o.id}
 	delay := time.Duration(0)
 	var total money.Decimal
 	var v struct {
@@ -183,7 +178,6 @@ func (p *posModel) followUpLocked(o *posPay, rng *rand.Rand) {
 		delay = fpReverseDelay + time.Second
 	}
 	f.path = "/v1/transactions/" + o.id + "/" + f.op
-	p.pays[id] = f
 	p.all = append(p.all, f)
 	p.laneQ[o.lane] = append(p.laneQ[o.lane], posTask{p: f, notBefore: time.Now().Add(delay)})
 }
@@ -266,11 +260,9 @@ func (p *posModel) markSent(pp *posPay) {
 // authorization, so that unknown outcomes (and recovery work) arise between
 // the kills too.
 func (p *posModel) armRandomFault(lane string, rng *rand.Rand) {
-	modes := []string{"drop_after_approve", "drop_before", "approve_then_500", "error_500"}
-	f := fmt.Sprintf(`{"mode":%q,"endpoints":["charge","authorization"]}`, modes[rng.IntN(len(modes))])
-	var v any
-	_ = json.Unmarshal([]byte(f), &v)
-	if err := p.env.sim(lane).control(http.MethodPost, "faults", v, nil); err != nil {
+	modes := []sim.FaultMode{sim.FaultDropAfterApprove, sim.FaultDropBefore, sim.FaultApproveThen500, sim.FaultError500}
+	f := sim.Fault{Mode: modes[rng.IntN(len(modes))], Endpoints: []string{"charge", "authorization"}}
+	if err := p.env.sim(lane).control(http.MethodPost, "faults", f, nil); err != nil {
 		p.unexpected("arm fault: %v", err)
 	}
 }
