@@ -362,8 +362,10 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 		failpoint.Inject(FPRecoveryAfterSearch)
 		switch {
 		case err == nil && res.Status == StatusApproved:
+			// The void wait runs from here: the approval happened before the
+			// search answered, not necessarily before this step began.
 			found := *res
-			st.Found, st.FoundAt = &found, now
+			st.Found, st.FoundAt = &found, s.cfg.Now()
 			if err := event(StatusUnknown, res.Route, res.Code, "found approved on the terminal: "+res.Reference); err != nil {
 				return time.Time{}, err
 			}

@@ -14,7 +14,11 @@ package payment_test
 //     after its creation, and the daemon killed while the terminal worked
 //     on it: recovery measured "the terminal can no longer be running it"
 //     from the creation, searched too early, found nothing and closed it
-//     not_charged, and the terminal then approved it (a lost approval).
+//     not_charged, and the terminal then approved it (a lost approval);
+//   - the void wait of an abandoned approval ran from the start of the
+//     recovery step that found it, which may precede the approval itself
+//     (the terminal finished during the abort and search): the terminal
+//     refused the void as too early, and recovery refunded instead.
 
 import (
 	"context"
@@ -169,4 +173,35 @@ func TestRecoveryWaitsFromTheLastSendNotTheCreation(t *testing.T) {
 		r := h.record(t, id)
 		return r.Recovery != nil && r.Recovery.Found != nil
 	})
+}
+
+func TestRecoveryVoidWaitRunsFromWhenTheApprovalWasFound(t *testing.T) {
+	h := newHarness(t)
+	unknownOnce(h)
+	id := uuid.NewString()
+	var mu sync.Mutex
+	var answered time.Time
+	h.gw.mu.Lock()
+	h.gw.lookup = func(q string) (*payment.Result, error) {
+		if q != id {
+			return nil, payment.ErrNotFound
+		}
+		h.clock.Add(5 * time.Second) // the terminal approves while the search runs
+		mu.Lock()
+		answered = h.clock.Now()
+		mu.Unlock()
+		return approve(payment.TerminalRequest{ID: q}), nil
+	}
+	h.gw.mu.Unlock()
+	mustExecute(t, h, charge(id, "12"))
+	h.waitFor(t, "the approval to be found", func() bool {
+		r := h.record(t, id)
+		return r.Recovery != nil && r.Recovery.Found != nil
+	})
+	mu.Lock()
+	want := answered
+	mu.Unlock()
+	if got := h.record(t, id).Recovery.FoundAt; got.Before(want) {
+		t.Errorf("found at %s, before the search answered at %s: the void would go out too early", got, want)
+	}
 }
