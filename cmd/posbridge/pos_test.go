@@ -526,6 +526,7 @@ type fpCounts struct {
 	ClaimedLate  int            // … that were reversed because the claim came after the claim window
 	Replays      int            // I4: answers compared byte for byte
 	ReplayDiffs  int
+	Notes        []string // unusual but correct settlements, for the log
 	POS          posStats
 	JournalCount int
 }
@@ -708,6 +709,7 @@ func (p *posModel) check(t testing.TB, c *fpCounts) []string {
 				c.Settled["void"]++
 			case fpEventIndex(r, "abandoned approval refunded") >= 0:
 				c.Settled["refund"]++
+				c.Notes = append(c.Notes, "settled by a refund (a void was refused): "+id+"\n    "+fpDescribe(r))
 			default:
 				c.Settled["search"]++
 			}
@@ -795,6 +797,9 @@ func (c *fpCounts) report(t testing.TB, title string, took time.Duration) {
 	fmt.Fprintf(&b, "  claimed or polled approvals kept %d, reversed after a late claim %d\n", c.ClaimedKept, c.ClaimedLate)
 	fmt.Fprintf(&b, "  double charges %d, re-sent ids %d, lost approvals %d, orphans %d, needs_attention %d, disagreements %d, replays compared %d (differing %d)",
 		c.Double, c.Resent, c.Lost, c.Orphans, c.Attention, c.Mismatch, c.Replays, c.ReplayDiffs)
+	for _, n := range c.Notes[:min(len(c.Notes), 5)] {
+		fmt.Fprintf(&b, "\n  %s", n)
+	}
 	t.Log(b.String())
 }
 
