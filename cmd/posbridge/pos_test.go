@@ -651,7 +651,8 @@ func (p *posModel) check(t testing.TB, c *fpCounts) []string {
 				continue // an orphan or needs_attention, counted below
 			}
 			// A charge reversed through the raw API without ever being found
-			// carries the reversal's reference: the charge's was never learned.
+			// has no reference of its own (the reversal's is in its last
+			// event): the charge's was never learned.
 			if r.Reference != en.Reference && !(r.Status == payment.StatusReversed && en.Reversed) {
 				violation(&c.Lost, "LOST APPROVAL %s %s: terminal reference %s\n    %s", lane, id, en.Reference, fpDescribe(r))
 				continue

@@ -543,9 +543,11 @@ func (rc *recovery) reverse(ctx context.Context, r *Record, st *RecoveryState, n
 	}
 	res, err := s.cfg.Reverser.Reverse(ctx, r.Terminal, r.ID, r.Amount)
 	if err == nil && res.Status == StatusApproved {
-		settled := *res
-		settled.Status = StatusReversed
-		settled.Message = "reversed through the raw card-present API"
+		// The answer describes the reversal, not the charge: its reference
+		// and ticket are the reversal's, so they go in the event, never in
+		// the charge's own fields (whose reference the terminal never gave).
+		settled := Result{Status: StatusReversed, Route: res.Route, Code: res.Code,
+			Message: "reversed through the raw card-present API (reversal reference " + res.Reference + ")"}
 		return rc.settle(ctx, r, &settled, now, "reverse")
 	}
 	detail := "reverse failed: "

@@ -260,6 +260,10 @@ func TestRecoveryReversesThroughTheRawAPIWhenTheTerminalCannotBeSearched(t *test
 	if rev.calls.Load() != 1 {
 		t.Errorf("reverse calls: got %d, want 1", rev.calls.Load())
 	}
+	r := h.record(t, id)
+	if last := r.Events[len(r.Events)-1]; r.Reference != "" || !strings.Contains(last.Detail, "rev-"+id) {
+		t.Errorf("reversed charge: got reference %q and last event %q; want no reference of its own (the terminal never gave one) and the reversal's in the event", r.Reference, last.Detail)
+	}
 }
 
 func TestResolveClearsNeedsAttention(t *testing.T) {

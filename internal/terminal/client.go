@@ -63,9 +63,12 @@ type ClientConfig struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the signing clock; nil means time.Now.
 	Now func() time.Time
-	// OnWrote, when set, is called once a request has been written in full,
-	// before the answer is read. It lets a crash test kill the process at the
-	// worst moment. It must not block.
+	// OnWrote, when set, is called when net/http reports the request
+	// written (httptrace WroteRequest), before the answer is read. net/http
+	// calls it just before it flushes its buffer to the socket, so a small
+	// request may not have left the process yet: a crash test that kills at
+	// this point must wait a moment first (cmd/posbridge does). It must not
+	// block.
 	OnWrote func(Endpoint)
 }
 
