@@ -701,9 +701,6 @@ func writeRecord(w io.Writer, r *payment.Record, fromFile bool) error {
 		}
 		rf("since", st.Since.Format(time.RFC3339))
 		rf("attempts", strconv.Itoa(st.Attempts))
-		if !r.Status.Final() && r.Status != payment.StatusNeedsAttention {
-			rf("next_attempt", st.NextAt.Format(time.RFC3339))
-		}
 		rf("aborted", yesNo(st.Aborted))
 		if f := st.Found; f != nil {
 			rf("found", strings.Join(nonEmpty(string(f.Status), "reference "+f.Reference, f.Code), ", ")+

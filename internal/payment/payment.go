@@ -198,7 +198,6 @@ type RecoveryState struct {
 	// it pending); the claim window runs from here.
 	Since    time.Time `json:"since"`
 	Attempts int       `json:"attempts"`
-	NextAt   time.Time `json:"next_at"`
 	// Aborted is set once an abort was sent (or found nothing to abort).
 	Aborted bool `json:"aborted,omitempty"`
 	// Found is the terminal's approval found by a search, kept so a restart

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -224,19 +223,20 @@ func (rc *recovery) next() (string, time.Duration) {
 	now := rc.s.cfg.Now()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	ids := make([]string, 0, len(rc.due))
-	for id := range rc.due {
-		ids = append(ids, id)
+	first, at := "", time.Time{}
+	for id, t := range rc.due {
+		if first == "" || t.Before(at) {
+			first, at = id, t
+		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return rc.due[ids[i]].Before(rc.due[ids[j]]) })
-	if len(ids) == 0 {
+	switch {
+	case first == "":
 		return "", 0
+	case !at.After(now):
+		delete(rc.due, first)
+		return first, 0
 	}
-	if at := rc.due[ids[0]]; !at.After(now) {
-		delete(rc.due, ids[0])
-		return ids[0], 0
-	}
-	return "", rc.due[ids[0]].Sub(now)
+	return "", at.Sub(now)
 }
 
 // attempt runs one recovery step on a record, holding its terminal.
@@ -297,7 +297,7 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 	cfg := s.cfg.Recovery
 	now := s.cfg.Now()
 	log := s.log.With().Str("client_transaction_id", r.ID).Str("terminal", r.Terminal).Logger()
-	st := RecoveryState{Since: now, NextAt: now}
+	st := RecoveryState{Since: now}
 	if r.Recovery != nil {
 		st = *r.Recovery
 	}
@@ -311,16 +311,11 @@ func (rc *recovery) step(ctx context.Context, r *Record) (time.Time, error) {
 	// event records progress durably: the record's status and recovery
 	// state change, with an event saying what happened.
 	event := func(status Status, route Route, code, detail string) error {
-		st.NextAt = now
-		snapshot := st
-		return rc.update(ctx, r.ID, func(x *Record) {
-			x.Recovery = &snapshot
-			x.AddEvent(Event{At: now, Status: status, Route: route, Code: code, Detail: detail})
-		})
+		return rc.progress(ctx, r.ID, st, Event{At: now, Status: status, Route: route, Code: code, Detail: detail})
 	}
 
 	if r.Status == StatusPending {
-		st = RecoveryState{Since: now, NextAt: now}
+		st = RecoveryState{Since: now}
 		if err := event(StatusUnknown, r.Route, "", "outcome unknown: posbridge stopped while the terminal call was running"); err != nil {
 			return time.Time{}, err
 		}
@@ -440,11 +435,7 @@ func (rc *recovery) reverseAbandoned(ctx context.Context, r *Record, st *Recover
 	s := rc.s
 	found := st.Found
 	put := func(status Status, route Route, code, detail string) error {
-		snap := *st
-		return rc.update(ctx, r.ID, func(x *Record) {
-			x.Recovery = &snap
-			x.AddEvent(Event{At: now, Status: status, Route: route, Code: code, Detail: detail})
-		})
+		return rc.progress(ctx, r.ID, *st, Event{At: now, Status: status, Route: route, Code: code, Detail: detail})
 	}
 
 	// A previous attempt whose outcome is unknown: look it up before sending
@@ -556,11 +547,7 @@ func (rc *recovery) reverse(ctx context.Context, r *Record, st *RecoveryState, n
 	} else {
 		detail += string(res.Status) + " " + res.Message
 	}
-	snap := *st
-	return backoff(), rc.update(ctx, r.ID, func(x *Record) {
-		x.Recovery = &snap
-		x.AddEvent(Event{At: now, Status: StatusUnknown, Detail: detail})
-	})
+	return backoff(), rc.progress(ctx, r.ID, *st, Event{At: now, Status: StatusUnknown, Detail: detail})
 }
 
 // settle closes a record with what recovery learned, stores the reply the
@@ -629,17 +616,12 @@ func (rc *recovery) giveUp(ctx context.Context, r *Record, st *RecoveryState, wh
 	s := rc.s
 	now := s.cfg.Now()
 	st.Reason = why
-	snap := *st
 	// Readiness learns of it before the journal does, so it never claims
 	// "nothing needs attention" while one does.
 	rc.mu.Lock()
 	rc.attention[r.ID] = why
 	rc.mu.Unlock()
-	err := rc.update(ctx, r.ID, func(x *Record) {
-		x.Recovery = &snap
-		x.AddEvent(Event{At: now, Status: StatusNeedsAttention, Detail: why})
-	})
-	if err != nil {
+	if err := rc.progress(ctx, r.ID, *st, Event{At: now, Status: StatusNeedsAttention, Detail: why}); err != nil {
 		rc.mu.Lock()
 		delete(rc.attention, r.ID)
 		rc.mu.Unlock()
@@ -650,6 +632,16 @@ func (rc *recovery) giveUp(ctx context.Context, r *Record, st *RecoveryState, wh
 	s.log.Error().Str("client_transaction_id", r.ID).Str("terminal", r.Terminal).Str("reason", why).
 		Msg("recovery: needs attention")
 	return time.Time{}, nil
+}
+
+// progress makes recovery's progress on a record durable: its recovery
+// state becomes st and ev says what happened (and sets its status).
+func (rc *recovery) progress(ctx context.Context, id string, st RecoveryState, ev Event) error {
+	return rc.update(ctx, id, func(x *Record) {
+		state := st // a fresh copy per run: the journal may run this more than once
+		x.Recovery = &state
+		x.AddEvent(ev)
+	})
 }
 
 // update applies change to the current version of a record in one durable

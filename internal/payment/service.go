@@ -355,10 +355,12 @@ func (s *Service) prepare(ctx context.Context, req *Request) error {
 	case req.Operation == OpCharge || req.Operation == OpAuthorization:
 		return &Error{Code: CodeValidation, Field: "amount", Message: fmt.Sprintf("a %s needs an amount", req.Operation)}
 	}
+	tooBig := len(req.Metadata) > 20
 	for k, v := range req.Metadata {
-		if len(k) > 64 || len(v) > 256 || len(req.Metadata) > 20 {
-			return &Error{Code: CodeValidation, Field: "metadata", Message: "metadata is limited to 20 entries, keys of 64 and values of 256 bytes"}
-		}
+		tooBig = tooBig || len(k) > 64 || len(v) > 256
+	}
+	if tooBig {
+		return &Error{Code: CodeValidation, Field: "metadata", Message: "metadata is limited to 20 entries, keys of 64 and values of 256 bytes"}
 	}
 	return nil
 }
@@ -514,7 +516,7 @@ func (s *Service) execute(ctx context.Context, c *call, req Request, prev *Recor
 			Message: "the terminal refused the operation (nothing was charged): " + te.Message})
 		rec.Reply, rec.ReplyCode = reply.Body, reply.Code
 	default: // ErrOutcomeUnknown, or anything we cannot classify
-		rec.Recovery = &RecoveryState{Since: now, NextAt: now}
+		rec.Recovery = &RecoveryState{Since: now}
 		rec.AddEvent(Event{At: now, Status: StatusUnknown, Route: current, Detail: sendErr.Error()})
 		reply = errorReply(&Error{Code: CodeOutcomeUnknown, ID: req.ID,
 			Message: "the terminal gave no clear answer; posbridge is settling it: retry with the same client_transaction_id or GET /v1/transactions/" + req.ID + "?wait=90s"})
