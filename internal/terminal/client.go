@@ -195,15 +195,6 @@ func routeOf(k Kind) payment.Route {
 	return payment.RouteLAN
 }
 
-// Kind returns the client's route kind.
-func (c *Client) Kind() Kind { return c.kind }
-
-// Route returns the client's route as the payment domain names it.
-func (c *Client) Route() payment.Route { return c.route }
-
-// BaseURL returns the client's base URL.
-func (c *Client) BaseURL() string { return c.base }
-
 // The payment operations. Each sends its request and waits up to the
 // response timeout, then returns Classify's reading of the answer, with
 // Route set on the Result and on the errors. Transport failures are

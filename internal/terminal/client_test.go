@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posbridge/posbridge/internal/hmac"
 	"github.com/posbridge/posbridge/internal/payment"
@@ -273,5 +274,58 @@ func TestNewClientRejects(t *testing.T) {
 		if _, err := NewClient(tc.cfg); err == nil {
 			t.Errorf("%s: got nil error, want a refusal", tc.name)
 		}
+	}
+}
+
+// TestEncryptedRefusalUnreadable: a 4xx whose body has the encrypted shape
+// but does not decrypt is still a refusal (the terminal ran nothing), not an
+// unknown outcome.
+func TestEncryptedRefusalUnreadable(t *testing.T) {
+	ft := newFakeTerminal(t, mustVerifier(t, hmac.ModeEncrypted, false), func(recorded) (int, string) {
+		return 400, `{"data":"00112233445566778899aabbccddeeff:00112233445566778899aabbccddeeff"}`
+	})
+	c := mustClient(t, ClientConfig{BaseURL: ft.lanURL(), Kind: LAN, Signer: mustSigner(t, hmac.ModeEncrypted)})
+	_, err := c.Charge(context.Background(), ChargeRequest{ClientTransactionID: "id-1", Amount: testAmount()})
+	var te *payment.TerminalError
+	if !errors.As(err, &te) || errors.Is(err, payment.ErrOutcomeUnknown) {
+		t.Fatalf("got %v (%T), want a *payment.TerminalError and not outcome unknown", err, err)
+	}
+	if te.HTTPStatus != 400 || te.Code != "400" || te.Route != payment.RouteLAN {
+		t.Errorf("got status %d code %q route %q, want 400 400 lan", te.HTTPStatus, te.Code, te.Route)
+	}
+}
+
+// failingSigner is a Signer whose Seal always fails.
+type failingSigner struct{}
+
+func (failingSigner) Seal(string, []byte, time.Time) (*hmac.Sealed, error) {
+	return nil, errors.New("iv source failed")
+}
+
+var _ hmac.Signer = failingSigner{}
+
+// TestSignFailureNotSent: a request that cannot be signed is not sent.
+func TestSignFailureNotSent(t *testing.T) {
+	ft := newFakeTerminal(t, mustVerifier(t, hmac.ModeHMAC, false), approving)
+	c := mustClient(t, ClientConfig{BaseURL: ft.lanURL(), Kind: LAN, Signer: failingSigner{}})
+	wantTransport(t, charge(c), false)
+	if n := len(ft.requests()); n != 0 {
+		t.Errorf("terminal got %d requests, want 0", n)
+	}
+}
+
+// TestSearchMalformedAnswer: a 2xx search answer that is JSON but not the
+// search shape is an error, not an empty result.
+func TestSearchMalformedAnswer(t *testing.T) {
+	ft := newFakeTerminal(t, mustVerifier(t, hmac.ModeHMAC, false), func(recorded) (int, string) {
+		return 200, `{"items":"none","total":"2"}`
+	})
+	c := mustClient(t, ClientConfig{BaseURL: ft.lanURL(), Kind: LAN, Signer: mustSigner(t, hmac.ModeHMAC)})
+	resp, err := c.SearchLocal(context.Background(), SearchRequest{Page: 1, Size: 10})
+	if err == nil || resp != nil {
+		t.Fatalf("got %+v, %v; want no answer and an error", resp, err)
+	}
+	if !strings.Contains(err.Error(), "decode answer") {
+		t.Errorf("got %q, want it to say the answer could not be decoded", err)
 	}
 }

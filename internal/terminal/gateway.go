@@ -463,26 +463,7 @@ func (g *Gateway) Abort(ctx context.Context, name string) (payment.Route, error)
 	if err != nil {
 		return "", err
 	}
-	plan := t.controlPlan()
-	if len(plan) == 0 {
-		return "", noRoute(EndpointAbort, name)
-	}
-	var errs []error
-	var last payment.Route
-	for _, rc := range plan {
-		last = rc.route
-		start := g.now()
-		err := rc.client.Abort(ctx)
-		end := g.now()
-		t.observe(rc.route, start, end, err)
-		g.report(t.name, rc.route, EndpointAbort, end.Sub(start), err)
-		if errors.Is(err, payment.ErrNotSent) {
-			errs = append(errs, err)
-			continue
-		}
-		return rc.route, err
-	}
-	return last, joinErrs(errs)
+	return g.control(ctx, t, EndpointAbort, func(c *Client) error { return c.Abort(ctx) })
 }
 
 // lookupSize is the page a Lookup asks for: one id matches one transaction,
@@ -555,18 +536,15 @@ func (g *Gateway) searchOn(ctx context.Context, t *term, e Endpoint, req SearchR
 	var resp *SearchResponse
 	route, err := g.control(ctx, t, e, func(c *Client) error {
 		var err error
-		if e == EndpointSearchLocal {
-			resp, err = c.SearchLocal(ctx, req)
-		} else {
-			resp, err = c.SearchOnline(ctx, req)
-		}
+		resp, err = c.searchTyped(ctx, e, req)
 		return err
 	})
 	return resp, route, err
 }
 
-// control runs a read-only request on the control plan, falling back only
-// when a route could not be connected.
+// control runs an abort or a search on the control plan, falling back only
+// when a route could not be connected (neither moves money). It returns the
+// route that answered, or the one tried last.
 func (g *Gateway) control(ctx context.Context, t *term, e Endpoint, do func(*Client) error) (payment.Route, error) {
 	plan := t.controlPlan()
 	if len(plan) == 0 {
