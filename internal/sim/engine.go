@@ -54,7 +54,6 @@ type activeTxn struct {
 // txn is one processed operation in the terminal's history. Fields below
 // "state" change as follow-ups act on it; s.mu guards them.
 type txn struct {
-	seq         int64
 	id          string
 	ep          terminal.Endpoint
 	raw         bool // made through the raw card-present API: the acquirer saw it, the terminal did not
@@ -67,11 +66,8 @@ type txn struct {
 	ticket      string
 	authCode    string
 	created     time.Time
-	online      bool // reached the acquirer (approved or declined)
 	fingerprint string
 	reply       []byte // the plaintext answer, replayed for a duplicate id
-	kushki      terminal.KushkiResponse
-	iso         string // message_fields.F39
 
 	// state
 	authorized money.Decimal // authorization: authorized + re-authorizations + tips
@@ -109,6 +105,10 @@ func (t *txn) held(now time.Time) money.Decimal {
 
 // gone reports whether t's money went back through a void or reverse.
 func (t *txn) gone() bool { return t.voided || t.reversed }
+
+// online reports whether t reached the acquirer (approved or declined): all
+// but a transaction cancelled before approval.
+func (t *txn) online() bool { return t.status != statusCancelled }
 
 // txnType names an operation as answers and searches do (the raw card-present
 // API's transaction_type values, research §4).
@@ -279,8 +279,6 @@ func (s *Sim) newTxn(req *payReq) *txn {
 }
 
 func (s *Sim) recordLocked(t *txn) {
-	s.seq++
-	t.seq = s.seq
 	s.txns = append(s.txns, t)
 	s.byID[t.id] = append(s.byID[t.id], t)
 	if t.ref != "" {
@@ -322,10 +320,7 @@ func (s *Sim) applyLocked(req *payReq) (*txn, *apiError) {
 	default:
 		v = decide(t.total)
 	}
-	t.kushki = terminal.KushkiResponse{Code: v.code, Message: v.message}
-	t.iso = v.iso
 	t.ref = uuid.NewString()
-	t.online = true
 	if v.approved {
 		t.status = statusApproval
 		s.seq++ // the ticket and authorization code come from the sequence
@@ -335,7 +330,7 @@ func (s *Sim) applyLocked(req *payReq) (*txn, *apiError) {
 	} else {
 		t.status = statusDeclined
 	}
-	t.reply = mustJSON(s.paymentResponse(t))
+	t.reply = mustJSON(s.paymentResponse(t, v))
 	s.recordLocked(t)
 	return t, nil
 }
@@ -443,15 +438,21 @@ func (s *Sim) voidableLocked(orig *txn, now time.Time) *apiError {
 
 // voidWindow is the timing part of the void rules.
 func (s *Sim) voidWindow(orig *txn, now time.Time) *apiError {
-	y1, m1, d1 := orig.created.In(s.cfg.Location).Date()
-	y2, m2, d2 := now.In(s.cfg.Location).Date()
-	if y1 != y2 || m1 != m2 || d1 != d2 {
+	if !s.sameDay(orig.created, now) {
 		return acquirerErr(CodeOpNotAllowed, "transaction_reference", "void is only possible the same day, before the processor cut-off: refund instead")
 	}
 	if now.Sub(orig.created) < s.cfg.VoidMinWait {
 		return acquirerErr(CodeOpNotAllowed, "transaction_reference", "wait at least %s after the original before voiding it", s.cfg.VoidMinWait)
 	}
 	return nil
+}
+
+// sameDay reports whether a and b fall on the same day in Config.Location
+// (the processor's cut-off is at midnight).
+func (s *Sim) sameDay(a, b time.Time) bool {
+	y1, m1, d1 := a.In(s.cfg.Location).Date()
+	y2, m2, d2 := b.In(s.cfg.Location).Date()
+	return y1 == y2 && m1 == m2 && d1 == d2
 }
 
 // refundable is what can still be refunded of a charge (with its tips) or a
@@ -525,15 +526,15 @@ func (s *Sim) validity() time.Duration {
 	return validityCredit
 }
 
-// paymentResponse is the answer to a processed operation: the fields posbridge
-// reads at the top level, and the same fields again under rawResponse, as
-// third-party clients saw them (research §1).
-func (s *Sim) paymentResponse(t *txn) terminal.PaymentResponse {
+// paymentResponse is the answer to a processed operation decided by v: the
+// fields posbridge reads at the top level, and the same fields again under
+// rawResponse, as third-party clients saw them (research §1).
+func (s *Sim) paymentResponse(t *txn, v verdict) terminal.PaymentResponse {
 	approved := t.status == statusApproval
-	k := t.kushki
+	k := terminal.KushkiResponse{Code: v.code, Message: v.message}
 	inner := terminal.PaymentResponse{
 		Approved:             &approved,
-		Message:              t.kushki.Message,
+		Message:              v.message,
 		ClientTransactionID:  t.id,
 		TransactionStatus:    t.status,
 		TransactionReference: t.ref,
@@ -542,7 +543,7 @@ func (s *Sim) paymentResponse(t *txn) terminal.PaymentResponse {
 		Franchise:            s.cfg.Card.Franchise,
 		CardType:             s.cfg.Card.Type,
 		MaskedCard:           s.cfg.Card.Masked,
-		MessageFields:        &terminal.MessageFields{F38: t.authCode, F39: t.iso},
+		MessageFields:        &terminal.MessageFields{F38: t.authCode, F39: v.iso},
 		KushkiResponse:       &k,
 	}
 	outer := inner

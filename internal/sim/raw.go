@@ -295,9 +295,7 @@ func (s *Sim) rawVoid(req *rawRequest) (int, []byte, bool) {
 		if orig.status != statusApproval {
 			return nil, false, rawErr(http.StatusBadRequest, RawCodeNotAllowed, "Operation not allowed", "the original transaction was not approved")
 		}
-		y1, m1, d1 := orig.created.In(s.cfg.Location).Date()
-		y2, m2, d2 := now.In(s.cfg.Location).Date()
-		if (y1 != y2 || m1 != m2 || d1 != d2) && !orig.gone() {
+		if !s.sameDay(orig.created, now) && !orig.gone() {
 			// After the cut-off the void is processed as a refund (seed).
 			p := &payReq{ep: terminal.EndpointRefund, ref: orig.ref}
 			if e := s.checkRules(p, orig, now); e != nil {
@@ -326,9 +324,8 @@ func (s *Sim) rawVoid(req *rawRequest) (int, []byte, bool) {
 		return e.status, e.body(), true
 	}
 	now := s.cfg.Now()
-	t := &txn{id: req.ClientTransactionID, ep: terminal.EndpointVoid, raw: true, online: true, status: statusApproval,
-		orig: orig, origRef: orig.ref, ref: uuid.NewString(), created: now, amount: orig.amount, total: orig.total,
-		kushki: terminal.KushkiResponse{Code: "000", Message: rawApprovedMessage}, iso: "00"}
+	t := &txn{id: req.ClientTransactionID, ep: terminal.EndpointVoid, raw: true, status: statusApproval,
+		orig: orig, origRef: orig.ref, ref: uuid.NewString(), created: now, amount: orig.amount, total: orig.total}
 	if asRefund {
 		t.ep = terminal.EndpointRefund
 		t.total = refundable(orig)

@@ -22,7 +22,7 @@ func (s *Sim) search(req *terminal.SearchRequest, local bool) []byte {
 	for i := len(s.txns) - 1; i >= 0; i-- {
 		t := s.txns[i]
 		switch {
-		case local && t.raw, !local && !t.online:
+		case local && t.raw, !local && !t.online():
 			continue
 		case f.ClientTransactionID != "" && t.id != f.ClientTransactionID:
 			continue
