@@ -291,6 +291,10 @@ func TestReverseAnswers(t *testing.T) {
 		{name: "202 accepted", status: 202, body: []byte(`{"transaction_status":"APPROVAL"}`), want: unknown},
 		{name: "302 redirect not followed", status: 302, body: nil, want: unknown},
 		{name: "lower-case approval", status: 200, body: []byte(`{"transaction_status":"approval"}`), want: approved},
+		// An approval followed by more than 1 MiB of blanks: what was read
+		// would parse, but the answer was not read whole.
+		{name: "200 over 1 MiB", status: 200, body: []byte(`{"transaction_status":"APPROVAL"}` + strings.Repeat(" ", maxAnswer)), want: unknown},
+		{name: "400 over 1 MiB", status: 400, body: []byte(`{"code":"E041","message":"` + strings.Repeat("x", maxAnswer) + `"}`), want: refused},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
