@@ -232,10 +232,15 @@ func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 // methodNotAllowed answers 405 with the Allow header chi's own handler would
-// set (a custom handler does not get the list, so it is asked again).
+// set (a custom handler does not get the list, so it is asked again, on the
+// path chi routed: the escaped one when it holds an escaped slash).
 func (h *handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if r.URL.RawPath != "" {
+		path = r.URL.RawPath
+	}
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
-		if h.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+		if h.router.Match(chi.NewRouteContext(), m, path) {
 			w.Header().Add("Allow", m)
 		}
 	}

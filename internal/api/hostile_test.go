@@ -183,6 +183,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "abort of an unknown terminal", rq: request{Path: "/v1/terminals/lane9/abort"}, status: 404, code: "not_found"},
 		{name: "PUT a charge", rq: request{Method: http.MethodPut, Path: "/v1/charges", Body: valid}, status: 405, code: "method_not_allowed"},
 		{name: "GET a charge route", rq: request{Method: http.MethodGet, Path: "/v1/charges"}, status: 405, code: "method_not_allowed"},
+		{name: "PUT an escaped-slash id", rq: request{Method: http.MethodPut, Path: "/v1/transactions/a%2Fb"}, status: 405, code: "method_not_allowed"},
 		{name: "unknown path", rq: request{Method: http.MethodGet, Path: "/v2/charges"}, status: 404, code: "not_found"},
 	}
 	if len(cases) < 30 {
