@@ -108,11 +108,7 @@ func timeKey(t time.Time, id string) []byte {
 
 // timeBound is the smallest by_time key at time t: every key of an earlier
 // time sorts before it, every key at t or later at or after it.
-func timeBound(t time.Time) []byte {
-	k := make([]byte, 8)
-	binary.BigEndian.PutUint64(k, uint64(t.UnixNano())^(1<<63))
-	return k
-}
+func timeBound(t time.Time) []byte { return timeKey(t, "") }
 
 // splitTimeKey undoes timeKey. ok is false for a key too short to be one.
 func splitTimeKey(k []byte) (ns int64, id string, ok bool) {

@@ -116,11 +116,10 @@ func (o Options) withDefaults() Options {
 // Journal is an open journal file. All its methods are safe for concurrent
 // use. Records it returns are fresh copies owned by the caller.
 type Journal struct {
-	path     string
-	db       *bolt.DB
-	readOnly bool
-	write    writeMode
-	writers  atomic.Int64 // Updates in progress
+	path    string
+	db      *bolt.DB
+	write   writeMode
+	writers atomic.Int64 // Updates in progress
 
 	mu      sync.Mutex
 	closed  bool

@@ -98,7 +98,7 @@ func open(path string, opts Options, readOnly bool) (*Journal, error) {
 		}
 		return nil, corrupt(path, err.Error())
 	}
-	return &Journal{path: path, db: db, readOnly: readOnly}, nil
+	return &Journal{path: path, db: db}, nil
 }
 
 func inUse(path string, waited time.Duration) error {
