@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -182,10 +181,8 @@ func (b *Browser) prepare() ([]Update, context.Context, error) {
 	if b.opened {
 		return nil, nil, errors.New("lan: browser already opened")
 	}
-	for _, s := range b.opts.Services {
-		if !ValidService(s) {
-			return nil, nil, fmt.Errorf("lan: service %q is not a DNS-SD service type like _name._tcp", s)
-		}
+	if err := checkServices(b.opts.Services); err != nil {
+		return nil, nil, err
 	}
 	if b.opts.Interval < 0 {
 		return nil, nil, fmt.Errorf("lan: interval %v is negative", b.opts.Interval)
@@ -295,22 +292,8 @@ func (b *Browser) Terminals() []State {
 // sorted by serial, service and instance, each as last seen.
 func (b *Browser) Found() []Found {
 	b.mu.Lock()
-	out := make([]Found, 0, len(b.found))
-	for _, f := range b.found {
-		out = append(out, f)
-	}
-	b.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		x, y := out[i], out[j]
-		if x.Serial != y.Serial {
-			return x.Serial < y.Serial
-		}
-		if x.Service != y.Service {
-			return x.Service < y.Service
-		}
-		return x.Instance < y.Instance
-	})
-	return out
+	defer b.mu.Unlock()
+	return sortedFound(b.found)
 }
 
 // Err returns the error of the last browse, nil when it worked.
@@ -377,7 +360,7 @@ func (b *Browser) run(ctx context.Context) {
 // from one goroutine at a time.
 func (b *Browser) saw(f Found) {
 	b.mu.Lock()
-	b.found[f.Service+"\x00"+f.Instance] = f
+	b.found[f.key()] = f
 	k := serialKey(f.Serial)
 	t, ok := b.terms[k]
 	if !ok || k == "" {

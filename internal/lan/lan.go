@@ -210,6 +210,16 @@ func ValidService(s string) bool {
 	return true
 }
 
+// checkServices fails naming the first of services that is not ValidService.
+func checkServices(services []string) error {
+	for _, s := range services {
+		if !ValidService(s) {
+			return fmt.Errorf("lan: service %q is not a DNS-SD service type like _name._tcp", s)
+		}
+	}
+	return nil
+}
+
 // interfaces resolves interface names. No names means zeroconf's default:
 // every interface that is up and has the MULTICAST flag. An explicit name is
 // used as given, flags or not (loopback works when named; tooling.md, mDNS b).
@@ -305,10 +315,8 @@ func (o *DiscoverOptions) defaults() error {
 	if len(o.Services) == 0 {
 		o.Services = []string{DefaultService}
 	}
-	for _, s := range o.Services {
-		if !ValidService(s) {
-			return fmt.Errorf("lan: service %q is not a DNS-SD service type like _name._tcp", s)
-		}
+	if err := checkServices(o.Services); err != nil {
+		return err
 	}
 	if o.Domain == "" {
 		o.Domain = DefaultDomain
@@ -344,7 +352,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 	}
 	seen := make(map[string]Found)
 	err = browseAll(ctx, ifaces, opts.Services, opts.Domain, opts.Now, func(f Found) {
-		seen[f.Service+"\x00"+f.Instance] = f
+		seen[f.key()] = f
 		if len(want) > 0 {
 			delete(want, f.Serial)
 			if len(want) == 0 {
@@ -352,8 +360,18 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 			}
 		}
 	})
-	out := make([]Found, 0, len(seen))
-	for _, f := range seen {
+	return sortedFound(seen), err
+}
+
+// key identifies a service instance: an instance seen again replaces the
+// earlier sighting.
+func (f Found) key() string { return f.Service + "\x00" + f.Instance }
+
+// sortedFound returns the instances of m sorted by serial, then service and
+// instance.
+func sortedFound(m map[string]Found) []Found {
+	out := make([]Found, 0, len(m))
+	for _, f := range m {
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -366,5 +384,5 @@ func Discover(ctx context.Context, opts DiscoverOptions) ([]Found, error) {
 		}
 		return a.Instance < b.Instance
 	})
-	return out, err
+	return out
 }

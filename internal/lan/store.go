@@ -120,8 +120,6 @@ func (s *Store) Save(m map[string]Remembered) error {
 		return fmt.Errorf("lan: save addresses: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		os.Remove(tmp.Name())
-		done = true
 		return fmt.Errorf("lan: save addresses: %w", err)
 	}
 	done = true
