@@ -97,9 +97,6 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
-// Done is closed once the process has ended and its output is read.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
 // CloseStdin closes the process's standard input (helpers take it as the
 // signal to stop cleanly).
 func (p *Proc) CloseStdin() { p.stdin.Close() }
@@ -109,13 +106,6 @@ func (p *Proc) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return strings.Join(p.lines, "\n")
-}
-
-// Lines returns every line the process printed so far.
-func (p *Proc) Lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
 }
 
 // WaitLine returns the first line, after those already looked at, for which
