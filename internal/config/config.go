@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posbridge/posbridge/internal/lan"
 	"github.com/posbridge/posbridge/internal/money"
 )
 
@@ -168,8 +169,8 @@ func Default() Config {
 		Log: Log{Level: "info", Format: "auto"},
 		Discovery: Discovery{
 			Enabled:       true,
-			Service:       "_kushki-one._tcp",
-			Domain:        "local.",
+			Service:       lan.DefaultService,
+			Domain:        lan.DefaultDomain,
 			Interval:      30 * time.Second,
 			ProbeInterval: 2 * time.Second,
 		},
@@ -281,7 +282,9 @@ func (c *Config) Validate() error {
 	}
 
 	if c.Discovery.Enabled {
-		if !strings.HasPrefix(c.Discovery.Service, "_") || !strings.Contains(c.Discovery.Service, "._tcp") {
+		// The Browser's own check, so that what passes here also browses;
+		// and TCP, since a terminal's API is HTTP.
+		if svc := c.Discovery.Service; !lan.ValidService(svc) || !strings.HasSuffix(strings.TrimSuffix(svc, "."), "._tcp") {
 			bad("discovery.service", "%q is not a DNS-SD service type such as _kushki-one._tcp", c.Discovery.Service)
 		}
 		if c.Discovery.Interval < time.Second {

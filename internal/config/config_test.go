@@ -47,6 +47,10 @@ func TestValidateNamesTheBadKey(t *testing.T) {
 		{"currency", func(c *Config) { c.Terminals[0].Currency = "USD" }, `terminals[0].currency: "USD" is not supported`},
 		{"no route", func(c *Config) { c.Discovery.Enabled = false }, "no route"},
 		{"service type", func(c *Config) { c.Discovery.Service = "kushki" }, "discovery.service"},
+		// Both passed Validate once, then stopped serve at start in lan.Browser.Open.
+		{"service type with a domain", func(c *Config) { c.Discovery.Service = "_kushki-one._tcp.local." }, "discovery.service"},
+		{"service name too long", func(c *Config) { c.Discovery.Service = "_kushki-one-terminal._tcp" }, "discovery.service"},
+		{"udp service", func(c *Config) { c.Discovery.Service = "_kushki-one._udp" }, "discovery.service"},
 		{"cloud environment", func(c *Config) { c.Cloud.Environment = "staging" }, "cloud.environment"},
 		{"cloud base url", func(c *Config) { c.Cloud.BaseURL = "ftp://x" }, "cloud.base_url"},
 		{"connect timeout", func(c *Config) { c.Timeouts.Connect = 0 }, "timeouts.connect"},
